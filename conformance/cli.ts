@@ -1,0 +1,53 @@
+/**
+ * The `ioasid-conformance` command line.
+ *
+ * Exit codes (documented in the README and in `conformance/INTERPRETING.md`):
+ * - 0: everything passed (or the spec is clean);
+ * - 1: a conformance failure, a crashing adapter, or spec errors;
+ * - 2: bad input — an unknown command or flag, a malformed trace file, an unknown adapter.
+ *
+ * @module
+ */
+import { pathToFileURL } from 'node:url';
+import { specCommand } from './spec-cli.ts';
+import { UsageError } from './errors.ts';
+
+const USAGE = `usage: ioasid-conformance <command> [options]
+
+commands:
+  spec check              validate the specification (IDs, fields, vocabularies, quotes, cross-references)
+  spec list [--json]      print the clause index
+  spec coverage [--json]  which clauses the tests name, and which none does
+
+Run "ioasid-conformance <command> --help" for the options of a command.`;
+
+/** Runs the CLI with `argv` (without node and script) and returns the exit code. Never throws. */
+export async function main(argv: readonly string[]): Promise<number> {
+  const [command, ...rest] = argv;
+  try {
+    switch (command) {
+      case 'spec':
+        return specCommand(rest);
+      case undefined:
+      case 'help':
+      case '--help':
+      case '-h':
+        console.log(USAGE);
+        return command === undefined ? 2 : 0;
+      default:
+        throw new UsageError(`unknown command "${command}"\n\n${USAGE}`);
+    }
+  } catch (e) {
+    if (e instanceof UsageError) {
+      console.error(`ioasid-conformance: ${e.message}`);
+      return 2;
+    }
+    const err = e as Error;
+    console.error(`ioasid-conformance: internal error: ${err.message}\n${err.stack ?? ''}`);
+    return 1;
+  }
+}
+
+if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
+  process.exitCode = await main(process.argv.slice(2));
+}

@@ -1,0 +1,249 @@
+/**
+ * The commands of every profile, and their outcomes, as io-ts codecs: the single source of the command and outcome
+ * types of the models, the trace format and the adapter protocol. A command is an object tagged by `op`, the
+ * ioctl's name (`spec/commands.txt` is the vocabulary).
+ *
+ * Numeric flag fields are raw bitmasks, so adversarial traces can set unknown bits.
+ *
+ * @module
+ */
+import * as t from 'io-ts';
+import { Abi, DevArg, IdArg, IovaRange, UserPtr } from './args.ts';
+import { U64 } from './u64.ts';
+
+/** Builds the codec of one command: `op` plus required and optional fields. */
+function cmd<O extends string, R extends t.Props, P extends t.Props>(op: O, required: R, optional: P) {
+  return t.intersection([t.type({ op: t.literal(op), ...required }), t.partial({ abi: Abi, ...optional })], op);
+}
+const none = {};
+
+// ---------------------------------------------------------------------------------------------------------------
+// iommufd (Linux 6.12). Flag values are the uapi header's.
+
+/** IOMMU_IOAS_MAP flags (include/uapi/linux/iommufd.h `enum iommufd_ioas_map_flags`). */
+export const IOAS_MAP = { FIXED_IOVA: 1, WRITEABLE: 2, READABLE: 4 } as const;
+/** IOMMU_HWPT_ALLOC flags. */
+export const HWPT_ALLOC = { NEST_PARENT: 1, DIRTY_TRACKING: 2, FAULT_ID_VALID: 4 } as const;
+/** IOMMU_HWPT_DATA_* types. */
+export const HWPT_DATA = { NONE: 0, VTD_S1: 1, ARM_SMMUV3: 2, SELFTEST: 0xdead } as const;
+/** IOMMU_OPTION ids and ops (the struct's `op` field is called `operation` in traces: `op` is the command tag). */
+export const OPTION = { RLIMIT_MODE: 0, HUGE_PAGES: 1, OP_SET: 0, OP_GET: 1 } as const;
+/** IOMMU_VFIO_IOAS ops (the struct's `op` field is `operation` in traces). */
+export const VFIO_IOAS_OP = { GET: 0, SET: 1, CLEAR: 2 } as const;
+
+/** User data of a VT-d stage-1 nested HWPT (`struct iommu_hwpt_vtd_s1`), abstracted. */
+export const VtdS1 = t.type({ flags: t.number, pgtbl_addr: U64, addr_width: t.number }, 'VtdS1');
+
+export const IommuDestroy = cmd('IOMMU_DESTROY', { id: IdArg }, none);
+export const IommuIoasAlloc = cmd('IOMMU_IOAS_ALLOC', {}, { flags: t.number });
+export const IommuIoasIovaRanges = cmd(
+  'IOMMU_IOAS_IOVA_RANGES',
+  { ioas_id: IdArg, num_iovas: t.number },
+  { __reserved: t.number },
+);
+export const IommuIoasAllowIovas = cmd(
+  'IOMMU_IOAS_ALLOW_IOVAS',
+  { ioas_id: IdArg, iovas: t.array(IovaRange) },
+  { __reserved: t.number },
+);
+export const IommuIoasMap = cmd(
+  'IOMMU_IOAS_MAP',
+  { ioas_id: IdArg, flags: t.number, user_va: UserPtr, length: U64, iova: U64 },
+  { __reserved: t.number },
+);
+export const IommuIoasCopy = cmd(
+  'IOMMU_IOAS_COPY',
+  { dst_ioas_id: IdArg, src_ioas_id: IdArg, flags: t.number, length: U64, dst_iova: U64, src_iova: U64 },
+  none,
+);
+export const IommuIoasUnmap = cmd('IOMMU_IOAS_UNMAP', { ioas_id: IdArg, iova: U64, length: U64 }, none);
+export const IommuOption = cmd(
+  'IOMMU_OPTION',
+  { option_id: t.number, operation: t.number, object_id: IdArg, val64: U64 },
+  { __reserved: t.number },
+);
+export const IommuVfioIoas = cmd('IOMMU_VFIO_IOAS', { operation: t.number, ioas_id: IdArg }, { __reserved: t.number });
+export const IommuHwptAlloc = cmd(
+  'IOMMU_HWPT_ALLOC',
+  { flags: t.number, dev_id: IdArg, pt_id: IdArg, data_type: t.number },
+  { data: VtdS1, data_len: t.number, fault_id: IdArg, __reserved: t.number },
+);
+export const VfioDeviceBindIommufd = cmd('VFIO_DEVICE_BIND_IOMMUFD', { dev: DevArg }, { flags: t.number });
+export const VfioDeviceAttachIommufdPt = cmd(
+  'VFIO_DEVICE_ATTACH_IOMMUFD_PT',
+  { dev: DevArg, pt_id: IdArg },
+  { flags: t.number },
+);
+export const VfioDeviceDetachIommufdPt = cmd('VFIO_DEVICE_DETACH_IOMMUFD_PT', { dev: DevArg }, { flags: t.number });
+export const VfioDeviceClose = cmd('VFIO_DEVICE_CLOSE', { dev: DevArg }, none);
+
+/** The commands of the `iommufd` profile. */
+export const IommufdCommand = t.union([
+  IommuDestroy,
+  IommuIoasAlloc,
+  IommuIoasIovaRanges,
+  IommuIoasAllowIovas,
+  IommuIoasMap,
+  IommuIoasCopy,
+  IommuIoasUnmap,
+  IommuOption,
+  IommuVfioIoas,
+  IommuHwptAlloc,
+  VfioDeviceBindIommufd,
+  VfioDeviceAttachIommufdPt,
+  VfioDeviceDetachIommufdPt,
+  VfioDeviceClose,
+]);
+export type IommufdCommand = t.TypeOf<typeof IommufdCommand>;
+
+// ---------------------------------------------------------------------------------------------------------------
+// vfio-type1. Values from include/uapi/linux/vfio.h.
+
+/** VFIO IOMMU types and extensions (`VFIO_TYPE1_IOMMU` …). */
+export const VFIO = {
+  TYPE1_IOMMU: 1,
+  TYPE1v2_IOMMU: 3,
+  DMA_CC_IOMMU: 4,
+  TYPE1_NESTING_IOMMU: 6,
+  UNMAP_ALL: 9,
+  UPDATE_VADDR: 10,
+} as const;
+/** VFIO_IOMMU_MAP_DMA flags. */
+export const VFIO_DMA_MAP = { READ: 1, WRITE: 2, VADDR: 4 } as const;
+/** VFIO_IOMMU_UNMAP_DMA flags. */
+export const VFIO_DMA_UNMAP = { GET_DIRTY_BITMAP: 1, ALL: 2, VADDR: 4 } as const;
+
+export const VfioGetApiVersion = cmd('VFIO_GET_API_VERSION', {}, none);
+export const VfioCheckExtension = cmd('VFIO_CHECK_EXTENSION', { extension: t.number }, none);
+export const VfioGroupSetContainer = cmd('VFIO_GROUP_SET_CONTAINER', { group: t.number }, none);
+export const VfioGroupUnsetContainer = cmd('VFIO_GROUP_UNSET_CONTAINER', { group: t.number }, none);
+export const VfioSetIommu = cmd('VFIO_SET_IOMMU', { type: t.number }, none);
+export const VfioIommuGetInfo = cmd('VFIO_IOMMU_GET_INFO', { argsz: t.number }, none);
+export const VfioIommuMapDma = cmd(
+  'VFIO_IOMMU_MAP_DMA',
+  { flags: t.number, vaddr: UserPtr, iova: U64, size: U64 },
+  { argsz: t.number },
+);
+export const VfioIommuUnmapDma = cmd(
+  'VFIO_IOMMU_UNMAP_DMA',
+  { flags: t.number, iova: U64, size: U64 },
+  { argsz: t.number },
+);
+
+/** The commands of the `vfio-type1` profile. */
+export const VfioType1Command = t.union([
+  VfioGetApiVersion,
+  VfioCheckExtension,
+  VfioGroupSetContainer,
+  VfioGroupUnsetContainer,
+  VfioSetIommu,
+  VfioIommuGetInfo,
+  VfioIommuMapDma,
+  VfioIommuUnmapDma,
+]);
+export type VfioType1Command = t.TypeOf<typeof VfioType1Command>;
+
+// ---------------------------------------------------------------------------------------------------------------
+// rfc: the /dev/ioasid design. Numbers are ours (the RFC leaves them open), see spec/PROFILES.md.
+
+/** IOASID formats declared at creation. */
+export const IoasidFormat = t.keyof({ kernel: null, pgtable: null, 'pasid-table': null }, 'IoasidFormat');
+/** IOASID_CHECK_EXTENSION extensions. */
+export const RFC_EXT = {
+  TYPE1_MAP: 1,
+  PGTABLE_BIND: 2,
+  PASID_TABLE_BIND: 3,
+  NESTING_HW: 4,
+  NESTING_SW: 5,
+  PREREG: 6,
+  IOPF: 7,
+  PASID_GLOBAL: 8,
+} as const;
+/** IOASID_MAP_DMA flags (type1's). */
+export const RFC_MAP = { READ: 1, WRITE: 2 } as const;
+/** IOASID_UNMAP_DMA flags. */
+export const RFC_UNMAP = { ALL: 2 } as const;
+
+export const IoasidCheckExtension = cmd('IOASID_CHECK_EXTENSION', { extension: t.number }, none);
+export const IoasidGetInfo = cmd('IOASID_GET_INFO', { ioasid: IdArg }, none);
+export const IoasidAlloc = cmd('IOASID_ALLOC', {}, { flags: t.number });
+export const IoasidFree = cmd('IOASID_FREE', { ioasid: IdArg }, none);
+export const IoasidMapDma = cmd(
+  'IOASID_MAP_DMA',
+  { ioasid: IdArg, flags: t.number, vaddr: UserPtr, iova: U64, size: U64 },
+  none,
+);
+export const IoasidUnmapDma = cmd('IOASID_UNMAP_DMA', { ioasid: IdArg, flags: t.number, iova: U64, size: U64 }, none);
+export const VfioBindIoasidFd = cmd('VFIO_BIND_IOASID_FD', { dev: DevArg }, none);
+export const VfioUnbindIoasidFd = cmd('VFIO_UNBIND_IOASID_FD', { dev: DevArg }, none);
+export const VfioAttachIoasid = cmd('VFIO_ATTACH_IOASID', { dev: DevArg, ioasid: IdArg }, { pasid: t.number });
+export const VfioDetachIoasid = cmd('VFIO_DETACH_IOASID', { dev: DevArg, ioasid: IdArg }, { pasid: t.number });
+
+/** The commands of the `rfc` profile. */
+export const RfcCommand = t.union([
+  IoasidCheckExtension,
+  IoasidGetInfo,
+  IoasidAlloc,
+  IoasidFree,
+  IoasidMapDma,
+  IoasidUnmapDma,
+  VfioBindIoasidFd,
+  VfioUnbindIoasidFd,
+  VfioAttachIoasid,
+  VfioDetachIoasid,
+]);
+export type RfcCommand = t.TypeOf<typeof RfcCommand>;
+
+// ---------------------------------------------------------------------------------------------------------------
+// Harness steps, in every profile: what a device does.
+
+/** A device issues DMA: translated, or faults. `pasid` absent means a request without PASID (RID only). */
+export const DeviceDma = cmd(
+  'DEVICE_DMA',
+  { dev: DevArg, iova: U64, length: U64, write: t.boolean },
+  { pasid: t.number },
+);
+
+/** The harness steps. */
+export const HarnessCommand = DeviceDma;
+export type HarnessCommand = t.TypeOf<typeof HarnessCommand>;
+
+/** Any command of any profile. */
+export const Command = t.union([IommufdCommand, VfioType1Command, RfcCommand, HarnessCommand], 'Command');
+export type Command = t.TypeOf<typeof Command>;
+/** The `op` names of all commands. */
+export type Op = Command['op'];
+
+/** The codec of the commands a profile accepts (its own and the harness steps). */
+export const PROFILE_COMMANDS = {
+  rfc: t.union([RfcCommand, HarnessCommand]),
+  iommufd: t.union([IommufdCommand, HarnessCommand]),
+  'vfio-type1': t.union([VfioType1Command, HarnessCommand]),
+} as const;
+/** A profile name. */
+export type Profile = keyof typeof PROFILE_COMMANDS;
+/** The profiles, in the order of spec/profiles.txt. */
+export const PROFILES: readonly Profile[] = ['rfc', 'iommufd', 'vfio-type1'];
+
+// ---------------------------------------------------------------------------------------------------------------
+// Outcomes.
+
+/** Output values of a step: numbers (IDs, counts), u64s (in JSON: "0x…" strings, which no other output uses), strings, lists, records. */
+export const OutValue: t.Type<OutValue, unknown> = t.recursion('OutValue', () =>
+  t.union([t.number, t.boolean, U64, t.string, t.array(OutValue), t.record(t.string, OutValue)]),
+);
+export type OutValue = number | boolean | string | bigint | OutValue[] | { [k: string]: OutValue };
+
+/** The outputs of a step, by the field names of the uAPI struct (`out_ioas_id`, `iova`, `length`…). */
+export const Outputs = t.record(t.string, OutValue);
+export type Outputs = { [k: string]: OutValue };
+
+/**
+ * What a step did: success with its outputs, or an errno (with the outputs some errors still write back, such as
+ * `num_iovas` with EMSGSIZE). A DMA step's outcome is `ok` with `{ pa }` or `fault` with its reason.
+ */
+export const Outcome = t.union([
+  t.intersection([t.type({ ok: t.literal(true) }), t.partial({ out: Outputs })]),
+  t.intersection([t.type({ ok: t.literal(false), errno: t.string }), t.partial({ out: Outputs })]),
+]);
+export type Outcome = { ok: true; out?: Outputs } | { ok: false; errno: string; out?: Outputs };

@@ -1,0 +1,90 @@
+/**
+ * Chapter INFO — capabilities and information (spec/chapters/INFO.md).
+ *
+ * @module
+ */
+import type { Outcome } from './commands.ts';
+import { RFC_EXT, VFIO } from './commands.ts';
+import type { StepContext } from './core/context.ts';
+import { minPageSize } from './core/placement.ts';
+import { rfcReady } from './ioas.ts';
+import type {
+  IoasidCheckExtensionCmd,
+  IoasidGetInfoCmd,
+  VfioCheckExtensionCmd,
+  VfioIommuGetInfoCmd,
+} from './resolved.ts';
+import type { State } from './state.ts';
+
+/** VFIO_GET_API_VERSION: 0 (INFO-024). */
+export function vfioApiVersion(_st: State, ctx: StepContext): Outcome {
+  ctx.hit('INFO-024');
+  return ctx.ok({ version: 0 });
+}
+
+/** VFIO_CHECK_EXTENSION (vfio_iommu_type1_check_extension): 0 or 1 (INFO-025). */
+export function vfioCheckExtension(st: State, ctx: StepContext, c: VfioCheckExtensionCmd): Outcome {
+  const yes = [VFIO.TYPE1v2_IOMMU, VFIO.TYPE1_NESTING_IOMMU, VFIO.UNMAP_ALL, VFIO.DMA_CC_IOMMU] as number[];
+  if (st.features.has('type1-v1')) yes.push(VFIO.TYPE1_IOMMU);
+  ctx.hit('INFO-025');
+  return ctx.ok({ value: yes.includes(c.extension) ? 1 : 0 });
+}
+
+/** VFIO_IOMMU_GET_INFO (vfio_iommu_type1_get_info): INFO-026..028. */
+export function vfioGetInfo(st: State, ctx: StepContext, c: VfioIommuGetInfoCmd): Outcome {
+  const ct = st.container;
+  if (ct.iommuType === 0) return ctx.reject('FD-034', 'EINVAL');
+  if (c.argsz < 16) return ctx.reject('FD-025', 'EINVAL');
+  const ranges = ct.space.reserved.holes();
+  ctx.hit('INFO-026');
+  ctx.hit('INFO-027');
+  // The IOVA-range capability: 16-byte header + nr_iovas (4) + pad (4) + 16 bytes per range; DMA_AVAIL: 12 bytes
+  // padded to 16; MIGRATION: 32. The fixed part of vfio_iommu_type1_info is 24 bytes.
+  const capsSize = 16 + 8 + 16 * ranges.length + 16 + 32;
+  const full = 24 + capsSize;
+  if (c.argsz < full) ctx.hit('INFO-028');
+  return ctx.ok({
+    argsz: c.argsz < full ? full : c.argsz,
+    iova_pgsizes: st.platform.iommu.pageSizes & ~(minPageSize(st.platform) - 1n),
+    cap_offset: c.argsz < full ? 0 : 24,
+    iova_ranges: c.argsz < full ? [] : ranges.map((r) => ({ start: r.start, end: r.last })),
+    dma_avail: ct.dmaAvail,
+  });
+}
+
+/** IOASID_CHECK_EXTENSION: the declared fd-level features, 0 or 1 (INFO-001, INFO-002). */
+export function rfcCheckExtension(st: State, ctx: StepContext, c: IoasidCheckExtensionCmd): Outcome {
+  const io = st.platform.iommu;
+  const f = st.features;
+  const offered: Record<number, boolean> = {
+    [RFC_EXT.TYPE1_MAP]: true,
+    [RFC_EXT.PGTABLE_BIND]: f.has('nesting-hw') && io.nestingHw,
+    [RFC_EXT.PASID_TABLE_BIND]: f.has('pasid-table-user') && io.pasidTableFormats.length > 0,
+    [RFC_EXT.NESTING_HW]: f.has('nesting-hw') && io.nestingHw,
+    [RFC_EXT.NESTING_SW]: f.has('nesting-sw') && io.nestingSw,
+    [RFC_EXT.PREREG]: f.has('prereg'),
+    [RFC_EXT.IOPF]: f.has('iopf') && io.iopf,
+    [RFC_EXT.PASID_GLOBAL]: f.has('pasid-global') && io.pasidBits > 0,
+  };
+  ctx.hit('INFO-001');
+  ctx.hit('INFO-002');
+  return ctx.ok({ value: offered[c.extension] === true ? 1 : 0 });
+}
+
+/** IOASID_GET_INFO: needs an attached device (INFO-003); reports permitted ranges (INFO-006..011). */
+export function rfcGetInfo(st: State, ctx: StepContext, c: IoasidGetInfoCmd): Outcome {
+  const io = st.get(c.ioasid, 'ioasid');
+  if (!io) return ctx.reject('FD-002', 'ENOENT');
+  if (!rfcReady(st, io)) return ctx.reject('INFO-003', 'ENODEV');
+  ctx.hit('INFO-004');
+  const out: Record<string, unknown> = { format: io.format };
+  if (io.space) {
+    ctx.hit('INFO-006');
+    ctx.hit('INFO-009');
+    out.permitted = io.space.reserved.holes().map((r) => ({ start: r.start, last: r.last }));
+    out.page_sizes = st.platform.iommu.pageSizes;
+  }
+  ctx.hit('INFO-011');
+  out.pasid_bits = st.platform.iommu.pasidBits;
+  return ctx.ok(out as never);
+}

@@ -1,0 +1,168 @@
+/**
+ * The state of one open fd (and the devices and container around it), shared by every profile. Chapter modules
+ * read and change it; `clone()` makes a cheap snapshot (area maps are copy-on-write B+ trees).
+ *
+ * @module
+ */
+import { AreaMap, RangeSet } from './core/areas.ts';
+import { IdAllocator } from './core/ids.ts';
+import type { Profile } from './commands.ts';
+import type { Platform } from './platform.ts';
+
+/**
+ * An address space that holds kernel-managed mappings: an iommufd IOAS, an rfc kernel-managed IOASID, or the
+ * vfio-type1 container.
+ */
+export class Space {
+  areas = new AreaMap();
+  /** Reserved ranges with their owners (`aperture:<hwpt>`, `dev:<index>`). */
+  reserved = new RangeSet();
+  /** iommufd: the ranges automatic IOVA allocation is restricted to (empty: anywhere). */
+  allowed = new RangeSet();
+  /** iommufd: HWPT_PAGING objects (domains) on this space. */
+  domains = 0;
+  /** iommufd: IOMMU_OPTION HUGE_PAGES (true: large pages enabled). */
+  hugePages = true;
+  /** Areas whose user memory is not the process's (a bad VA, or past a buffer's end): they fail to pin. */
+  badAreas = 0;
+  /** Pages objects (by ID) → number of areas that map them, for accounting. */
+  pagesUsers = new Map<number, number>();
+
+  clone(): Space {
+    const s = new Space();
+    s.areas = this.areas.clone();
+    s.reserved = this.reserved.clone();
+    s.allowed = this.allowed.clone();
+    s.domains = this.domains;
+    s.hugePages = this.hugePages;
+    s.badAreas = this.badAreas;
+    s.pagesUsers = new Map(this.pagesUsers);
+    return s;
+  }
+}
+
+/** An iommufd IOAS. */
+export interface IoasObject {
+  readonly kind: 'ioas';
+  readonly id: number;
+  space: Space;
+}
+
+/** An iommufd HWPT (paging or nested). */
+export interface HwptObject {
+  readonly kind: 'hwpt-paging' | 'hwpt-nested';
+  readonly id: number;
+  /** The IOAS it maps (a nested HWPT: its parent's IOAS). */
+  readonly ioas: number;
+  /** A nested HWPT's parent paging HWPT; 0 for paging. */
+  readonly parent: number;
+  /** Created by an attach to an IOAS (auto domain) rather than by HWPT_ALLOC. */
+  readonly auto: boolean;
+  readonly nestParent: boolean;
+  readonly dirty: boolean;
+  /** The FAULT object it reports to; 0 for none. */
+  readonly fault: number;
+  /** Devices attached to it. */
+  devices: number;
+  /** Nested children. */
+  children: number;
+}
+
+/** An iommufd DEVICE (a bound VFIO device). */
+export interface DeviceObject {
+  readonly kind: 'device';
+  readonly id: number;
+  /** Index into `platform.devices`. */
+  readonly dev: number;
+}
+
+/** An rfc IOASID. */
+export interface IoasidObject {
+  readonly kind: 'ioasid';
+  readonly id: number;
+  readonly format: 'kernel' | 'pgtable' | 'pasid-table';
+  /** Parent IOASID of a nested one; 0 for none. */
+  readonly parent: number;
+  /** The mappings of a kernel-managed IOASID. */
+  space: Space | undefined;
+  /** Child IOASIDs. */
+  children: number;
+  /** Attachments (device, pasid) to this IOASID. */
+  attachments: number;
+}
+
+/** Any object of the fd. */
+export type FdObject = IoasObject | HwptObject | DeviceObject | IoasidObject;
+
+/** What the fd knows of one platform device. */
+export interface DeviceState {
+  /** iommufd: the DEVICE object ID once bound (0: not bound); rfc: 1 when bound to the fd. */
+  boundId: number;
+  /** iommufd: the HWPT the device is attached to (0: none). */
+  hwpt: number;
+  /** rfc: attachments, RID-level (pasid undefined) and per PASID. */
+  attachments: { ioasid: number; pasid: number | undefined }[];
+}
+
+/** The vfio-type1 container. */
+export interface ContainerState {
+  /** IOMMU groups added to the container, ascending. */
+  groups: number[];
+  /** 0 until VFIO_SET_IOMMU; then VFIO_TYPE1_IOMMU (1) or VFIO_TYPE1v2_IOMMU (3). */
+  iommuType: number;
+  space: Space;
+  /** Remaining DMA mappings allowed (dma_entry_limit − mappings). */
+  dmaAvail: number;
+}
+
+/** The whole state. */
+export class State {
+  readonly ids: IdAllocator;
+  readonly objects: Map<number, FdObject>;
+  readonly devices: DeviceState[];
+  container: ContainerState;
+  /** iommufd: the IOAS of the VFIO container emulation (0: none). */
+  vfioIoas = 0;
+  /** iommufd: IOMMU_OPTION RLIMIT_MODE (0 per-user accounting on /dev/iommu). */
+  rlimitMode = 0n;
+  /** Next pages-object ID (accounting). */
+  nextPages = 1;
+
+  constructor(
+    readonly profile: Profile,
+    readonly platform: Platform,
+    readonly features: ReadonlySet<string>,
+    from?: State,
+  ) {
+    if (from) {
+      this.ids = from.ids.clone();
+      this.objects = new Map();
+      for (const [id, o] of from.objects) {
+        if (o.kind === 'ioas') this.objects.set(id, { ...o, space: o.space.clone() });
+        else if (o.kind === 'ioasid') this.objects.set(id, { ...o, space: o.space?.clone() });
+        else this.objects.set(id, { ...o });
+      }
+      this.devices = from.devices.map((d) => ({ ...d, attachments: [...d.attachments] }));
+      this.container = { ...from.container, groups: [...from.container.groups], space: from.container.space.clone() };
+      this.vfioIoas = from.vfioIoas;
+      this.rlimitMode = from.rlimitMode;
+      this.nextPages = from.nextPages;
+    } else {
+      this.ids = new IdAllocator();
+      this.objects = new Map();
+      this.devices = platform.devices.map(() => ({ boundId: 0, hwpt: 0, attachments: [] }));
+      this.container = { groups: [], iommuType: 0, space: new Space(), dmaAvail: platform.limits.dmaEntryLimit };
+    }
+  }
+
+  /** A deep snapshot. */
+  clone(): State {
+    return new State(this.profile, this.platform, this.features, this);
+  }
+
+  /** The object `id` if it exists and has kind `kind`. */
+  get<K extends FdObject['kind']>(id: number, kind: K): (FdObject & { kind: K }) | undefined {
+    const o = this.objects.get(id);
+    return o !== undefined && o.kind === kind ? (o as FdObject & { kind: K }) : undefined;
+  }
+}

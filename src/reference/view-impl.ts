@@ -1,0 +1,88 @@
+/**
+ * The implementation of {@link ModelView} over the model's state.
+ *
+ * @module
+ */
+import { iommufdAlignment, minPageSize } from './core/placement.ts';
+import type { Space, State } from './state.ts';
+import type { ModelView, ObjectInfo } from './view.ts';
+
+/** Builds a view that always reads the current state returned by `get`. */
+export function createView(get: () => State): ModelView {
+  const spaceOf = (as: number): Space | undefined => {
+    const st = get();
+    if (st.profile === 'vfio-type1') return as === 0 ? st.container.space : undefined;
+    const o = st.objects.get(as);
+    if (o?.kind === 'ioas') return o.space;
+    if (o?.kind === 'ioasid') return o.space;
+    return undefined;
+  };
+  return {
+    get profile() {
+      return get().profile;
+    },
+    get platform() {
+      return get().platform;
+    },
+    get features() {
+      return get().features;
+    },
+    objects(): ObjectInfo[] {
+      const out: ObjectInfo[] = [];
+      for (const o of get().objects.values()) {
+        if (o.kind === 'ioasid') out.push({ id: o.id, kind: o.kind, format: o.format, parent: o.parent });
+        else if (o.kind === 'hwpt-paging' || o.kind === 'hwpt-nested')
+          out.push({
+            id: o.id,
+            kind: o.kind,
+            format: o.nestParent ? 'nest-parent' : o.auto ? 'auto' : 'manual',
+            parent: o.kind === 'hwpt-nested' ? o.parent : o.ioas,
+          });
+        else out.push({ id: o.id, kind: o.kind });
+      }
+      return out.sort((a, b) => a.id - b.id);
+    },
+    addressSpaces(): number[] {
+      const st = get();
+      if (st.profile === 'vfio-type1') return [0];
+      const out: number[] = [];
+      for (const o of st.objects.values())
+        if (o.kind === 'ioas' || (o.kind === 'ioasid' && o.space !== undefined)) out.push(o.id);
+      return out.sort((a, b) => a - b);
+    },
+    areaCount(as) {
+      return spaceOf(as)?.areas.size ?? 0;
+    },
+    areaAtOrAfter(as, iova) {
+      const s = spaceOf(as);
+      if (!s) return undefined;
+      const at = s.areas.firstIntersecting(iova, iova) ?? s.areas.firstIntersecting(iova, (1n << 64n) - 1n);
+      return at ?? s.areas.firstIntersecting(0n, (1n << 64n) - 1n);
+    },
+    alignment(as) {
+      const st = get();
+      const s = spaceOf(as);
+      if (!s) return 1n;
+      return st.profile === 'iommufd' ? iommufdAlignment(s, st.platform) : minPageSize(st.platform);
+    },
+    usableRanges(as) {
+      return spaceOf(as)?.reserved.holes() ?? [];
+    },
+    device(dev) {
+      const st = get();
+      const d = st.devices[dev];
+      if (!d) return { bound: false, devId: 0, attachedTo: [] };
+      const attachedTo =
+        st.profile === 'iommufd'
+          ? d.hwpt !== 0
+            ? [{ pt: d.hwpt }]
+            : []
+          : d.attachments.map((a) => (a.pasid === undefined ? { pt: a.ioasid } : { pt: a.ioasid, pasid: a.pasid }));
+      return { bound: d.boundId !== 0, devId: st.profile === 'iommufd' ? d.boundId : 0, attachedTo };
+    },
+    container() {
+      const ct = get().container;
+      return { groups: ct.groups, iommuType: ct.iommuType };
+    },
+  };
+}
