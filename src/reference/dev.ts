@@ -7,9 +7,8 @@
 import type { Outcome } from './commands.ts';
 import { VFIO } from './commands.ts';
 import type { StepContext } from './core/context.ts';
-import { iommufdAlignment } from './core/placement.ts';
 import { adoptId, releaseHwpt } from './fd.ts';
-import { outsideAperture, rfcReady } from './ioas.ts';
+import { domainCannotJoin, outsideAperture, rfcReady } from './ioas.ts';
 import { unmapAll } from './map.ts';
 import type {
   VfioAttachIoasidCmd,
@@ -122,18 +121,8 @@ export function iommufdAttach(st: State, ctx: StepContext, c: VfioDeviceAttachIo
   if (regionsConflict(st, c.dev, space)) return ctx.reject('DEV-015', 'EADDRINUSE');
   if (hwptId === 0) {
     // A new automatic domain: the aperture is reserved, the alignment rises, existing areas are pinned.
-    const aperture = outsideAperture(st, 'pending');
-    if (
-      aperture.some(
-        (r) =>
-          space.areas.firstIntersecting(r.start, r.last) !== undefined || space.allowed.intersects(r.start, r.last),
-      )
-    )
-      return ctx.reject('IOAS-020', 'EADDRINUSE');
-    const m = iommufdAlignment({ ...space, domains: 1 } as Space, st.platform);
-    for (const a of space.areas.all())
-      if (a.iova % m !== 0n || (a.last + 1n) % m !== 0n) return ctx.reject('DEV-015', 'EADDRINUSE');
-    if (space.badAreas > 0) return ctx.reject('MEM-003', 'EFAULT');
+    const refused = domainCannotJoin(st, ctx, space);
+    if (refused) return refused;
     hwptId = adoptId(st, ctx, 'pt_id');
     if (hwptId === 0) return ctx.reject('FD-001', 'ENOSPC');
     st.objects.set(hwptId, {

@@ -208,3 +208,23 @@ export function iommufdVfioIoas(st: State, ctx: StepContext, c: IommuVfioIoasCmd
       return ctx.reject('IOAS-031', 'EOPNOTSUPP');
   }
 }
+
+/**
+ * Whether a new domain (HWPT_PAGING) can join an IOAS (io_pagetable.c:iopt_table_add_domain): areas and allowed
+ * ranges must lie inside its aperture (IOAS-020), areas must meet its alignment (EADDRINUSE) and be pinnable
+ * (EFAULT). Returns the error outcome, or undefined when it can.
+ */
+export function domainCannotJoin(st: State, ctx: StepContext, space: Space): Outcome | undefined {
+  const aperture = outsideAperture(st, 'pending');
+  if (
+    aperture.some(
+      (r) => space.areas.firstIntersecting(r.start, r.last) !== undefined || space.allowed.intersects(r.start, r.last),
+    )
+  )
+    return ctx.reject('IOAS-020', 'EADDRINUSE');
+  const m = iommufdAlignment({ ...space, domains: 1 } as Space, st.platform);
+  for (const a of space.areas.all())
+    if (a.iova % m !== 0n || (a.last + 1n) % m !== 0n) return ctx.reject('DEV-015', 'EADDRINUSE');
+  if (space.badAreas > 0) return ctx.reject('MEM-003', 'EFAULT');
+  return undefined;
+}

@@ -7,11 +7,10 @@
 import type { Outcome } from './commands.ts';
 import { HWPT_ALLOC, HWPT_DATA } from './commands.ts';
 import type { StepContext } from './core/context.ts';
-import { iommufdAlignment } from './core/placement.ts';
 import { adoptId } from './fd.ts';
-import { outsideAperture } from './ioas.ts';
+import { domainCannotJoin, outsideAperture } from './ioas.ts';
 import type { IommuHwptAllocCmd } from './resolved.ts';
-import type { Space, State } from './state.ts';
+import type { State } from './state.ts';
 
 /** IOMMU_HWPT_ALLOC (hw_pagetable.c:iommufd_hwpt_alloc), in its order of checks. */
 export function iommufdHwptAlloc(st: State, ctx: StepContext, c: IommuHwptAllocCmd): Outcome {
@@ -29,18 +28,8 @@ export function iommufdHwptAlloc(st: State, ctx: StepContext, c: IommuHwptAllocC
       return ctx.reject('FMT-017', 'EOPNOTSUPP');
     if (hasData) return ctx.reject('FMT-016', 'EOPNOTSUPP');
     const space = pt.space;
-    const aperture = outsideAperture(st, 'pending');
-    if (
-      aperture.some(
-        (r) =>
-          space.areas.firstIntersecting(r.start, r.last) !== undefined || space.allowed.intersects(r.start, r.last),
-      )
-    )
-      return ctx.reject('IOAS-020', 'EADDRINUSE');
-    const m = iommufdAlignment({ ...space, domains: 1 } as Space, st.platform);
-    for (const a of space.areas.all())
-      if (a.iova % m !== 0n || (a.last + 1n) % m !== 0n) return ctx.reject('DEV-015', 'EADDRINUSE');
-    if (space.badAreas > 0) return ctx.reject('MEM-003', 'EFAULT');
+    const refused = domainCannotJoin(st, ctx, space);
+    if (refused) return refused;
     const id = adoptId(st, ctx);
     if (id === 0) return ctx.reject('FD-001', 'ENOSPC');
     const nestParent = (c.flags & HWPT_ALLOC.NEST_PARENT) !== 0;
