@@ -10,6 +10,7 @@
  */
 import { pathToFileURL } from 'node:url';
 import { specCommand } from './spec-cli.ts';
+import { corpusCommand, mergeCommand, replayTraceCommand, runCommand, shrinkCommand } from './run-cli.ts';
 import { UsageError } from './errors.ts';
 
 const USAGE = `usage: ioasid-conformance <command> [options]
@@ -18,6 +19,11 @@ commands:
   spec check              validate the specification (IDs, fields, vocabularies, quotes, cross-references)
   spec list [--json]      print the clause index
   spec coverage [--json]  which clauses the tests name, and which none does
+  run [options]           run randomized traces against an adapter in lockstep with the reference model
+  replay TRACE            run one trace file on an adapter and show every step
+  shrink TRACE            shrink a failing trace file by deleting steps
+  corpus add TRACE        add a trace to the regression corpus (corpus list: show it)
+  merge RESULTS...        merge the results.json of shards or adapters
 
 Run "ioasid-conformance <command> --help" for the options of a command.`;
 
@@ -28,6 +34,16 @@ export async function main(argv: readonly string[]): Promise<number> {
     switch (command) {
       case 'spec':
         return specCommand(rest);
+      case 'run':
+        return await runCommand(rest);
+      case 'replay':
+        return await replayTraceCommand(rest);
+      case 'shrink':
+        return await shrinkCommand(rest);
+      case 'corpus':
+        return await corpusCommand(rest);
+      case 'merge':
+        return mergeCommand(rest);
       case undefined:
       case 'help':
       case '--help':
