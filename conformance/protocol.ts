@@ -35,6 +35,7 @@ import {
   type Profile,
 } from '../src/reference/commands.ts';
 import { Platform } from '../src/reference/platform.ts';
+import { contextPath } from '../src/reference/trace.ts';
 import { hex } from '../src/reference/u64.ts';
 import type { Capabilities } from './adapter.ts';
 
@@ -106,19 +107,6 @@ export function outValueFromWire(v: OutValue): OutValue {
 export function outcomeFromWire(o: OutcomeT): OutcomeT {
   if (o.out === undefined) return o;
   return { ...o, out: outValueFromWire(o.out) as { [k: string]: OutValue } };
-}
-
-/** The `a.b[2].c` path of an io-ts error context (union and intersection members add nothing). */
-export function contextPath(context: t.Context): string {
-  let path = '';
-  for (let i = 1; i < context.length; i++) {
-    const parent = context[i - 1]!.type;
-    const key = context[i]!.key;
-    if (parent instanceof t.ArrayType) path += `[${key}]`;
-    else if (parent instanceof t.InterfaceType || parent instanceof t.PartialType || parent instanceof t.DictionaryType)
-      path += path === '' ? key : `.${key}`;
-  }
-  return path;
 }
 
 /** Describes the first few io-ts errors as `path: expected X, got Y` (deduplicated). */

@@ -58,7 +58,8 @@ export interface TraceError {
   readonly message: string;
 }
 
-function pathOf(context: t.Context): string {
+/** The `a.b[2].c` path of an io-ts error context (union and intersection members add nothing). */
+export function contextPath(context: t.Context): string {
   let path = '';
   for (let i = 1; i < context.length; i++) {
     const parent = context[i - 1]!.type;
@@ -112,7 +113,7 @@ export function decodeTrace(json: unknown): { ok: true; trace: Trace } | { ok: f
               .filter((e) => e.context.some((c) => c.type.name === op))
               .map(
                 (e) =>
-                  `${pathOf(e.context) || '(step)'}: ${e.message ?? `expected ${e.context[e.context.length - 1]?.type.name ?? '?'}, got ${JSON.stringify(e.value)}`}`,
+                  `${contextPath(e.context) || '(step)'}: ${e.message ?? `expected ${e.context[e.context.length - 1]?.type.name ?? '?'}, got ${JSON.stringify(e.value)}`}`,
               )
           : [`"${String(op)}" is not a command of the ${profile} profile`];
         errors.push({ path: `steps[${i}]`, step: i, message: [...new Set(fieldErrs)].slice(0, 3).join('; ') });
@@ -125,7 +126,7 @@ export function decodeTrace(json: unknown): { ok: true; trace: Trace } | { ok: f
     return {
       ok: false,
       errors: r.left.slice(0, 5).map((e) => ({
-        path: pathOf(e.context),
+        path: contextPath(e.context),
         step: undefined,
         message:
           e.message ?? `expected ${e.context[e.context.length - 1]?.type.name ?? '?'}, got ${JSON.stringify(e.value)}`,
