@@ -28,6 +28,7 @@ import { isLeft } from 'fp-ts/lib/Either.js';
 import {
   Command,
   Outcome,
+  OP_PROFILES,
   PROFILES,
   type Command as CommandT,
   type Outcome as OutcomeT,
@@ -180,19 +181,9 @@ const PROFILE_STEP_CODECS = Object.fromEntries(
   PROFILES.map((p) => [p, { is: (c: CommandT | undefined) => c !== undefined && commandProfiles(c.op).includes(p) }]),
 ) as Record<Profile, { is(c: CommandT | undefined): boolean }>;
 
-/** The profiles a command belongs to (harness steps belong to every profile). */
+/** The profiles a command belongs to (harness steps belong to every profile): the model's own table. */
 export function commandProfiles(op: CommandT['op']): readonly Profile[] {
-  if (op === 'DEVICE_DMA') return PROFILES;
-  if (op.startsWith('IOMMU_') || op.startsWith('VFIO_DEVICE_')) return ['iommufd'];
-  if (
-    op.startsWith('IOASID_') ||
-    op === 'VFIO_BIND_IOASID_FD' ||
-    op === 'VFIO_UNBIND_IOASID_FD' ||
-    op === 'VFIO_ATTACH_IOASID' ||
-    op === 'VFIO_DETACH_IOASID'
-  )
-    return ['rfc'];
-  return ['vfio-type1'];
+  return OP_PROFILES.get(op) ?? [];
 }
 
 /** Validates a decoded capabilities object: known profile, features from the closed list. Returns problems. */

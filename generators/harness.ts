@@ -59,5 +59,88 @@ const dma: TemplateDef = {
   },
 };
 
+/** rfc: devices whose RID routes to a user-managed (pgtable or pasid-table) IOASID: their page groups are queued. */
+function rfcFaulting(ctx: RealiseCtx): number[] {
+  const user = new Set(
+    ctx
+      .live('ioasid')
+      .filter((o) => o.format !== 'kernel')
+      .map((o) => o.id),
+  );
+  return ctx.platform.devices.flatMap((d, i) =>
+    d.kind === 'physical' && d.pri && ctx.view.device(i).attachedTo.some((a) => a.pasid === undefined && user.has(a.pt))
+      ? [i]
+      : [],
+  );
+}
+
+const rfcPageRequest: TemplateDef = {
+  kind: 'harness.rfc-page-request',
+  op: 'DEVICE_PAGE_REQUEST',
+  profiles: ['rfc'],
+  features: ['iopf'],
+  weight: 4,
+  picks: 6,
+  variants: [{ name: 'no-handler' }, { name: 'pasid' }],
+  realise(ctx, p, v): Command | undefined {
+    const pri = ctx.platform.devices.flatMap((d, i) => (d.kind === 'physical' && d.pri ? [i] : []));
+    if (pri.length === 0) return undefined;
+    const faulting = rfcFaulting(ctx);
+    // Mostly a device whose faults reach the user; else any (kernel-managed: fixed or INVALID by the kernel).
+    const dev = faulting.length > 0 && v === '' && !p.chance(0, 0.2) ? p.of(1, faulting) : p.of(1, pri);
+    const c: Command = {
+      op: 'DEVICE_PAGE_REQUEST',
+      dev,
+      addr: BigInt(p.int(2, 1 << 20)) * 0x1000n,
+      grpid: p.int(3, 4),
+      perm: p.chance(4, 0.5) ? 1 : 3,
+      last: p.chance(5, 0.8),
+    };
+    return v === 'pasid' ? { ...c, pasid: 1 + p.int(2, 15) } : c;
+  },
+};
+
+const rfcFaultRead: TemplateDef = {
+  kind: 'harness.rfc-fault-read',
+  op: 'IOASID_FAULT_READ',
+  profiles: ['rfc'],
+  features: ['iopf'],
+  weight: 3,
+  picks: 2,
+  variants: [{ name: 'count-small' }],
+  realise(ctx, p, v): Command | undefined {
+    const q = ctx.view.faults()[0];
+    if (q === undefined || (q.queued.length === 0 && v === '' && !p.chance(0, 0.2))) return undefined;
+    const first = q.queued[0] ?? 1;
+    // One group per read mostly, so each group's cookie is a read's `cookie` output.
+    const count = v === 'count-small' ? first - 1 : p.chance(1, 0.2) ? first + (q.queued[1] ?? 0) : first;
+    return { op: 'IOASID_FAULT_READ', count };
+  },
+};
+
+const rfcFaultRespond: TemplateDef = {
+  kind: 'harness.rfc-fault-respond',
+  op: 'IOASID_FAULT_RESPOND',
+  profiles: ['rfc'],
+  features: ['iopf'],
+  weight: 3,
+  picks: 3,
+  variants: [{ name: 'code-bad' }, { name: 'cookie-unknown' }, { name: 'other-ioasid' }],
+  realise(ctx, p, v): Command | undefined {
+    const q = ctx.view.faults()[0];
+    if (q === undefined || q.awaiting.length === 0) return undefined;
+    const a = p.of(0, q.awaiting);
+    const cookie = a.first ? { ref: a.readStep, field: 'cookie' } : a.cookie;
+    const others = ctx.live('ioasid').filter((o) => o.id !== a.table);
+    const ioasid = v === 'other-ioasid' && others.length > 0 ? ctx.ref(p.of(1, others).id) : ctx.ref(a.table);
+    return {
+      op: 'IOASID_FAULT_RESPOND',
+      ioasid,
+      cookie: v === 'cookie-unknown' ? 0x7fff_0000 : cookie,
+      code: v === 'code-bad' ? 3 : p.int(2, 3),
+    };
+  },
+};
+
 /** The harness templates. */
-export const HARNESS_TEMPLATES: readonly TemplateDef[] = [dma];
+export const HARNESS_TEMPLATES: readonly TemplateDef[] = [dma, rfcPageRequest, rfcFaultRead, rfcFaultRespond];

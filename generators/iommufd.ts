@@ -5,7 +5,19 @@
  * @module
  */
 import type { IdArg } from '../src/reference/args.ts';
-import { HWPT_ALLOC, HWPT_DATA, IOAS_MAP, OPTION, VFIO_IOAS_OP, type Command } from '../src/reference/commands.ts';
+import {
+  DIRTY_BITMAP,
+  DIRTY_TRACKING,
+  HWPT_ALLOC,
+  HWPT_DATA,
+  HWPT_INVALIDATE_DATA,
+  IOAS_MAP,
+  OPTION,
+  PAGE_RESP,
+  VFIO_IOAS_OP,
+  VTD_INV_FLAGS,
+  type Command,
+} from '../src/reference/commands.ts';
 import { U64_MAX } from '../src/reference/u64.ts';
 import type { ObjectKind } from '../src/reference/view.ts';
 import { MAP_VARIANTS, UNMAP_VARIANTS, freeIova, mapAdversarial, unmapAdversarial } from './space.ts';
@@ -31,6 +43,11 @@ const MIN_SIZE: Partial<Record<Command['op'], number>> = {
   IOMMU_IOAS_IOVA_RANGES: 32,
   IOMMU_IOAS_MAP: 40,
   IOMMU_IOAS_COPY: 40,
+  IOMMU_GET_HW_INFO: 32,
+  IOMMU_HWPT_INVALIDATE: 32,
+  IOMMU_HWPT_SET_DIRTY_TRACKING: 16,
+  IOMMU_HWPT_GET_DIRTY_BITMAP: 48,
+  IOMMU_FAULT_QUEUE_ALLOC: 16,
 };
 
 /** The raw-ABI variants (feature `ioctl-abi`): a short size, a long size with a non-zero or a zero tail. */
@@ -38,7 +55,14 @@ const ABI_VARIANTS: readonly Variant[] = [
   { name: 'abi-short', features: ['ioctl-abi'] },
   { name: 'abi-tail', features: ['ioctl-abi'] },
   { name: 'abi-tail-zero', features: ['ioctl-abi'] },
+  { name: 'abi-unreadable', features: ['ioctl-abi'] },
+  { name: 'abi-readonly', features: ['ioctl-abi'] },
 ];
+/**
+ * The ABI variants for MAP, COPY and UNMAP: not `abi-readonly` yet, since FD-032 keeps their change on EFAULT and the
+ * invariants (MAP-001, MAP-039) do not allow for it.
+ */
+const ABI_VARIANTS_KEEP: readonly Variant[] = ABI_VARIANTS.filter((v) => v.name !== 'abi-readonly');
 const FLAG_VARIANTS: readonly Variant[] = [{ name: 'flags-unknown', features: ['ioctl-abi'] }];
 const RESERVED_VARIANTS: readonly Variant[] = [{ name: 'reserved-nonzero', features: ['ioctl-abi'] }];
 
@@ -48,6 +72,8 @@ function withAbi<C extends Command>(c: C, variant: string): C {
   if (variant === 'abi-short') return { ...c, abi: { size: min - 4 } };
   if (variant === 'abi-tail') return { ...c, abi: { size: 256, tailNonZero: true } };
   if (variant === 'abi-tail-zero') return { ...c, abi: { size: 256, tailNonZero: false } };
+  if (variant === 'abi-unreadable') return { ...c, abi: { memory: 'unreadable' } };
+  if (variant === 'abi-readonly') return { ...c, abi: { memory: 'readonly' } };
   return c;
 }
 
@@ -84,9 +110,15 @@ const destroy: TemplateDef = {
   kind: 'iommufd.destroy',
   op: 'IOMMU_DESTROY',
   profiles: ['iommufd'],
-  weight: 4,
+  weight: 5,
   picks: 1,
-  variants: [{ name: 'id-zero' }, { name: 'id-stale' }, { name: 'id-unallocated' }, ...ABI_VARIANTS],
+  // IOMMU_DESTROY's structure has no optional tail: a short size and an unreadable argument are its ABI cases.
+  variants: [
+    { name: 'id-zero' },
+    { name: 'id-stale' },
+    { name: 'id-unallocated' },
+    ...ABI_VARIANTS.filter((v) => v.name === 'abi-short' || v.name === 'abi-unreadable'),
+  ],
   realise(ctx, p, v) {
     const bad = adversarialId(ctx, p, 0, v, ['ioas', 'hwpt-paging', 'hwpt-nested', 'device']);
     if (bad !== undefined) return { op: 'IOMMU_DESTROY', id: bad };
@@ -175,7 +207,7 @@ const ioasMap: TemplateDef = {
     { name: 'flags-none' },
     ...FLAG_VARIANTS,
     ...RESERVED_VARIANTS,
-    ...ABI_VARIANTS,
+    ...ABI_VARIANTS_KEEP,
   ],
   realise(ctx, p, v) {
     const io = pickLive(ctx, p, 0, 'ioas');
@@ -201,7 +233,7 @@ const ioasUnmap: TemplateDef = {
   profiles: ['iommufd'],
   weight: 14,
   picks: 5,
-  variants: [...UNMAP_VARIANTS, { name: 'almost-all' }, ...ID_VARIANTS, ...ABI_VARIANTS],
+  variants: [...UNMAP_VARIANTS, { name: 'almost-all' }, ...ID_VARIANTS, ...ABI_VARIANTS_KEEP],
   realise(ctx, p, v) {
     const io = pickLive(ctx, p, 0, 'ioas');
     if (io === undefined) return IOAS_ALLOC;
@@ -233,7 +265,7 @@ const ioasCopy: TemplateDef = {
     { name: 'write-from-readonly' },
     ...ID_VARIANTS,
     ...FLAG_VARIANTS,
-    ...ABI_VARIANTS,
+    ...ABI_VARIANTS_KEEP,
   ],
   realise(ctx, p, v) {
     const ioases = ctx.live('ioas');
@@ -371,7 +403,7 @@ const attach: TemplateDef = {
   op: 'VFIO_DEVICE_ATTACH_IOMMUFD_PT',
   profiles: ['iommufd'],
   weight: 6,
-  picks: 3,
+  picks: 4,
   variants: [{ name: 'unbound' }, ...ID_VARIANTS, ...FLAG_VARIANTS],
   realise(ctx, p, v) {
     if (ctx.live('ioas').length === 0) return IOAS_ALLOC;
@@ -384,7 +416,13 @@ const attach: TemplateDef = {
     const targets = ctx.live('ioas', 'hwpt-paging', 'hwpt-nested');
     // Mostly an IOAS (an automatic domain); sometimes an explicit HWPT.
     const ioases = targets.filter((o) => o.kind === 'ioas');
-    const t = p.chance(1, 0.3) ? p.of(2, targets) : p.of(2, ioases);
+    const faulting = targets.filter((o) => o.format === 'fault');
+    const t =
+      ctx.features.has('iopf') && faulting.length > 0 && p.chance(3, 0.4)
+        ? p.of(2, faulting)
+        : p.chance(1, 0.3)
+          ? p.of(2, targets)
+          : p.of(2, ioases);
     const pt = adversarialId(ctx, p, 2, v, ['ioas', 'hwpt-paging', 'hwpt-nested']) ?? ctx.ref(t.id);
     const c: Command = { op: 'VFIO_DEVICE_ATTACH_IOMMUFD_PT', dev, pt_id: pt };
     return v === 'flags-unknown' ? { ...c, flags: 1 } : c;
@@ -424,11 +462,18 @@ const hwptAlloc: TemplateDef = {
   kind: 'iommufd.hwpt-alloc',
   op: 'IOMMU_HWPT_ALLOC',
   profiles: ['iommufd'],
-  weight: 4,
-  picks: 4,
+  weight: 5,
+  picks: 6,
   variants: [
     { name: 'unbound' },
     { name: 'data-type-unknown' },
+    { name: 'data-len-bad', features: ['nesting-hw'] },
+    { name: 'data-unreadable', features: ['nesting-hw'] },
+    { name: 'nest-on-plain', features: ['nesting-hw'] },
+    { name: 'pt-nested', features: ['nesting-hw'] },
+    { name: 'fault-on-paging', features: ['iopf'] },
+    { name: 'fault-id-bad', features: ['iopf', 'nesting-hw'] },
+    { name: 'abi-min', features: ['ioctl-abi'] },
     ...ID_VARIANTS,
     ...FLAG_VARIANTS,
     ...RESERVED_VARIANTS,
@@ -440,16 +485,52 @@ const hwptAlloc: TemplateDef = {
     const devs = ctx.live('device');
     if (devs.length === 0) return bindSome(ctx, p, 0);
     const dev = p.of(0, devs);
-    const parents = ctx.live('hwpt-paging').filter((h) => h.format === 'nest-parent');
-    const nested = ctx.features.has('nesting-hw') && parents.length > 0 && p.chance(1, 0.3);
+    const paging = ctx.live('hwpt-paging').filter((h) => h.format !== 'auto');
+    const parents = paging.filter((h) => h.format === 'nest-parent');
+    const nestedOk = ctx.features.has('nesting-hw');
+    const nested =
+      nestedOk &&
+      ((parents.length > 0 && p.chance(1, 0.4)) ||
+        v === 'data-len-bad' ||
+        v === 'data-unreadable' ||
+        v === 'nest-on-plain' ||
+        v === 'pt-nested' ||
+        v === 'fault-id-bad');
+    // Nested HWPTs need a NEST_PARENT: make one first.
+    if (nested && parents.length === 0 && v !== 'nest-on-plain' && v !== 'pt-nested')
+      return {
+        op: 'IOMMU_HWPT_ALLOC',
+        flags: HWPT_ALLOC.NEST_PARENT,
+        dev_id: ctx.ref(dev.id),
+        pt_id: ctx.ref(p.of(1, ioases).id),
+        data_type: HWPT_DATA.NONE,
+      };
     let flags = 0;
-    if (!nested && ctx.features.has('nesting-hw') && p.chance(2, 0.3)) flags |= HWPT_ALLOC.NEST_PARENT;
-    if (!nested && ctx.features.has('dirty-tracking') && p.chance(3, 0.2)) flags |= HWPT_ALLOC.DIRTY_TRACKING;
+    if (!nested && nestedOk && p.chance(2, 0.4)) flags |= HWPT_ALLOC.NEST_PARENT;
+    if (!nested && ctx.features.has('dirty-tracking') && p.chance(3, 0.3)) flags |= HWPT_ALLOC.DIRTY_TRACKING;
+    const faults = ctx.live('fault');
+    let faultId: IdArg | undefined;
+    if (nested && ctx.features.has('iopf') && faults.length > 0 && p.chance(4, 0.6)) {
+      flags |= HWPT_ALLOC.FAULT_ID_VALID;
+      faultId = ctx.ref(p.of(5, faults).id);
+    }
+    if (v === 'fault-on-paging' || v === 'fault-id-bad') {
+      flags |= HWPT_ALLOC.FAULT_ID_VALID;
+      faultId = v === 'fault-id-bad' ? (adversarialId(ctx, p, 5, 'id-wrong-type', ['fault']) ?? 0) : faultId;
+    }
     if (v === 'flags-unknown') flags |= 0x80;
     const devId = v === 'unbound' ? (adversarialId(ctx, p, 0, 'id-stale', ['device']) ?? 0) : ctx.ref(dev.id);
-    const pt =
-      adversarialId(ctx, p, 1, v, nested ? ['hwpt-paging'] : ['ioas']) ??
-      ctx.ref(nested ? p.of(1, parents).id : p.of(1, ioases).id);
+    let ptObj = nested ? (parents.length > 0 ? p.of(1, parents) : undefined) : p.of(1, ioases);
+    if (v === 'nest-on-plain') {
+      const plain = ctx.live('hwpt-paging').filter((h) => h.format !== 'nest-parent');
+      ptObj = plain.length > 0 ? p.of(1, plain) : ptObj;
+    }
+    if (v === 'pt-nested') {
+      const nests = ctx.live('hwpt-nested');
+      ptObj = nests.length > 0 ? p.of(1, nests) : ptObj;
+    }
+    if (ptObj === undefined) return IOAS_ALLOC;
+    const pt = adversarialId(ctx, p, 1, v, nested ? ['hwpt-paging'] : ['ioas']) ?? ctx.ref(ptObj.id);
     let c: Command = nested
       ? {
           op: 'IOMMU_HWPT_ALLOC',
@@ -461,9 +542,339 @@ const hwptAlloc: TemplateDef = {
           data_len: 24,
         }
       : { op: 'IOMMU_HWPT_ALLOC', flags, dev_id: devId, pt_id: pt, data_type: HWPT_DATA.NONE };
+    if (faultId !== undefined) c = { ...c, fault_id: faultId };
     if (v === 'data-type-unknown') c = { ...c, data_type: 77 };
+    if (v === 'data-len-bad') c = { ...c, data_len: p.chance(5, 0.5) ? 16 : 32 };
+    if (v === 'data-unreadable') {
+      const { data: _data, ...rest } = c;
+      c = { ...rest, data_len: 24 };
+    }
+    if (v === 'reserved-nonzero') c = { ...c, __reserved: 1 };
+    if (v === 'abi-min') c = { ...c, abi: { size: 24 } };
+    return withAbi(c, v);
+  },
+};
+
+const INV_VARIANTS: readonly Variant[] = [
+  { name: 'null-array' },
+  { name: 'entry-len-bad' },
+  { name: 'entry-flags-bad' },
+  { name: 'entry-addr-bad' },
+  { name: 'entry-unreadable' },
+  { name: 'data-type-bad' },
+  { name: 'empty' },
+  { name: 'on-paging' },
+];
+
+const hwptInvalidate: TemplateDef = {
+  kind: 'iommufd.hwpt-invalidate',
+  op: 'IOMMU_HWPT_INVALIDATE',
+  profiles: ['iommufd'],
+  features: ['nesting-hw'],
+  weight: 3,
+  picks: 5,
+  variants: [...INV_VARIANTS, ...ID_VARIANTS, ...RESERVED_VARIANTS, ...ABI_VARIANTS],
+  realise(ctx, p, v) {
+    const nests = ctx.live('hwpt-nested');
+    if (nests.length === 0) return hwptAlloc.realise(ctx, p, '');
+    let target: IdArg = ctx.ref(p.of(0, nests).id);
+    if (v === 'on-paging') {
+      const paging = ctx.live('hwpt-paging');
+      if (paging.length > 0) target = ctx.ref(p.of(0, paging).id);
+    }
+    target = adversarialId(ctx, p, 0, v, ['hwpt-nested']) ?? target;
+    const n = v === 'empty' ? 0 : 1 + p.int(1, 3);
+    const entries = Array.from({ length: n }, (_, k) => ({
+      addr: k === 0 && p.chance(2, 0.2) ? 0n : BigInt(p.int(3 + k, 1 << 20)) * 0x1000n,
+      npages: k === 0 && p.chance(2, 0.2) ? U64_MAX : BigInt(1 + p.int(4, 64)),
+      flags: p.chance(4, 0.5) ? VTD_INV_FLAGS.LEAF : 0,
+    }));
+    // An all-space entry is addr 0 with npages U64_MAX.
+    if (entries[0] !== undefined && entries[0].npages === U64_MAX) entries[0] = { ...entries[0], addr: 0n };
+    const bad = n > 0 ? p.int(1, n) : 0;
+    if (v === 'entry-flags-bad' && entries[bad]) entries[bad] = { ...entries[bad], flags: 0x80 };
+    if (v === 'entry-addr-bad' && entries[bad]) entries[bad] = { ...entries[bad], addr: 0x1234n, npages: 1n };
+    let c: Command = {
+      op: 'IOMMU_HWPT_INVALIDATE',
+      hwpt_id: target,
+      data_type: v === 'data-type-bad' ? 1 : HWPT_INVALIDATE_DATA.VTD_S1,
+      entry_len: v === 'entry-len-bad' ? 32 : 24,
+      entry_num: n,
+      entries: v === 'entry-unreadable' ? entries.slice(0, bad) : entries,
+    };
+    if (v === 'null-array') c = { ...c, null_array: true, entry_num: Math.max(1, n) };
     if (v === 'reserved-nonzero') c = { ...c, __reserved: 1 };
     return withAbi(c, v);
+  },
+};
+
+const getHwInfo: TemplateDef = {
+  kind: 'iommufd.get-hw-info',
+  op: 'IOMMU_GET_HW_INFO',
+  profiles: ['iommufd'],
+  weight: 2,
+  picks: 2,
+  variants: [
+    ...ID_VARIANTS,
+    ...FLAG_VARIANTS,
+    ...RESERVED_VARIANTS,
+    { name: 'abi-min', features: ['ioctl-abi'] },
+    ...ABI_VARIANTS,
+  ],
+  realise(ctx, p, v) {
+    const devs = ctx.live('device');
+    if (devs.length === 0) return bindSome(ctx, p, 0);
+    const id = adversarialId(ctx, p, 0, v, ['device']) ?? ctx.ref(p.of(0, devs).id);
+    let c: Command = { op: 'IOMMU_GET_HW_INFO', dev_id: id, data_len: [0, 8, 24, 64][p.int(1, 4)]! };
+    if (v === 'flags-unknown') c = { ...c, flags: 1 };
+    if (v === 'reserved-nonzero') c = { ...c, reserved_nonzero: true };
+    if (v === 'abi-min') c = { ...c, abi: { size: 32 } };
+    return withAbi(c, v);
+  },
+};
+
+/** Paging HWPTs a user allocated (not automatic ones): dirty tracking targets. */
+function manualPaging(ctx: RealiseCtx) {
+  return ctx.live('hwpt-paging').filter((h) => h.format !== 'auto');
+}
+
+const setDirtyTracking: TemplateDef = {
+  kind: 'iommufd.set-dirty-tracking',
+  op: 'IOMMU_HWPT_SET_DIRTY_TRACKING',
+  profiles: ['iommufd'],
+  features: ['dirty-tracking'],
+  weight: 2,
+  picks: 2,
+  variants: [...ID_VARIANTS, ...FLAG_VARIANTS],
+  realise(ctx, p, v) {
+    const paging = manualPaging(ctx);
+    if (paging.length === 0) return hwptAlloc.realise(ctx, p, '');
+    const id = adversarialId(ctx, p, 0, v, ['hwpt-paging']) ?? ctx.ref(p.of(0, paging).id);
+    const flags = (p.chance(1, 0.75) ? DIRTY_TRACKING.ENABLE : 0) | (v === 'flags-unknown' ? 4 : 0);
+    return { op: 'IOMMU_HWPT_SET_DIRTY_TRACKING', hwpt_id: id, flags };
+  },
+};
+
+const getDirtyBitmap: TemplateDef = {
+  kind: 'iommufd.get-dirty-bitmap',
+  op: 'IOMMU_HWPT_GET_DIRTY_BITMAP',
+  profiles: ['iommufd'],
+  features: ['dirty-tracking'],
+  weight: 2,
+  picks: 4,
+  variants: [
+    { name: 'range-wraps' },
+    { name: 'range-unaligned' },
+    { name: 'page-size-zero' },
+    ...ID_VARIANTS,
+    ...FLAG_VARIANTS,
+    ...RESERVED_VARIANTS,
+    ...ABI_VARIANTS,
+  ],
+  realise(ctx, p, v) {
+    const paging = manualPaging(ctx);
+    if (paging.length === 0) return hwptAlloc.realise(ctx, p, '');
+    const h = p.of(0, paging);
+    const id = adversarialId(ctx, p, 0, v, ['hwpt-paging']) ?? ctx.ref(h.id);
+    const as = h.parent ?? 0;
+    const areas = ctx.areas(as);
+    const gran = ctx.granule(as);
+    const a = areas.length > 0 ? p.of(1, areas) : undefined;
+    let iova = a?.iova ?? 0n;
+    let length = a === undefined ? gran * 16n : a.last - a.iova + 1n;
+    if (v === 'range-wraps') length = U64_MAX;
+    if (v === 'range-unaligned') iova += 1n;
+    const page_size = v === 'page-size-zero' ? 0n : 4096n;
+    let flags = p.chance(2, 0.3) ? DIRTY_BITMAP.NO_CLEAR : 0;
+    if (v === 'flags-unknown') flags |= 4;
+    const c: Command = { op: 'IOMMU_HWPT_GET_DIRTY_BITMAP', hwpt_id: id, flags, iova, length, page_size };
+    return withAbi(v === 'reserved-nonzero' ? { ...c, __reserved: 1 } : c, v);
+  },
+};
+
+const faultQueueAlloc: TemplateDef = {
+  kind: 'iommufd.fault-queue-alloc',
+  op: 'IOMMU_FAULT_QUEUE_ALLOC',
+  profiles: ['iommufd'],
+  features: ['iopf'],
+  weight: 2,
+  picks: 0,
+  variants: [...FLAG_VARIANTS, ...ABI_VARIANTS],
+  realise: (_ctx, _p, v) =>
+    withAbi(v === 'flags-unknown' ? { op: 'IOMMU_FAULT_QUEUE_ALLOC', flags: 1 } : { op: 'IOMMU_FAULT_QUEUE_ALLOC' }, v),
+};
+
+/**
+ * The next step towards a page group on a user queue: a FAULT object, a bound device with PRI and ATS, a NEST_PARENT
+ * HWPT, a nested HWPT reporting to the FAULT, that device attached to it, and then a page request from it. Keeps
+ * the fault templates from idling on an empty queue.
+ */
+function faultChain(ctx: RealiseCtx, p: Picks, i: number): Command | undefined {
+  const faults = ctx.view.faults().filter((q) => q.fdOpen);
+  if (faults.length === 0) return { op: 'IOMMU_FAULT_QUEUE_ALLOC' };
+  const capable = ctx.platform.devices.flatMap((d, k) => (d.kind === 'physical' && d.pri && d.ats ? [k] : []));
+  if (capable.length === 0) return undefined;
+  const bound = capable.filter((d) => ctx.view.device(d).bound);
+  if (bound.length === 0) return { op: 'VFIO_DEVICE_BIND_IOMMUFD', dev: p.of(i, capable) };
+  const faulting = ctx.live('hwpt-nested').filter((h) => h.format === 'fault');
+  const attached = bound.filter((d) => ctx.view.device(d).attachedTo.some((a) => faulting.some((h) => h.id === a.pt)));
+  if (attached.length > 0) {
+    const dev = p.of(i, attached);
+    return {
+      op: 'DEVICE_PAGE_REQUEST',
+      dev,
+      addr: BigInt(p.int(i + 1, 1 << 20)) * 0x1000n,
+      grpid: p.int(i + 2, 4),
+      perm: p.chance(i + 1, 0.5) ? 1 : 3,
+      last: p.chance(i + 2, 0.8),
+    };
+  }
+  const dev = p.of(i, bound);
+  if (faulting.length > 0)
+    return { op: 'VFIO_DEVICE_ATTACH_IOMMUFD_PT', dev, pt_id: ctx.ref(p.of(i + 1, faulting).id) };
+  const devObj = ctx.live('device').find((o) => o.id === ctx.view.device(dev).devId);
+  if (devObj === undefined) return undefined;
+  const parents = ctx.live('hwpt-paging').filter((h) => h.format === 'nest-parent');
+  if (parents.length === 0) {
+    const ioases = ctx.live('ioas');
+    if (ioases.length === 0) return IOAS_ALLOC;
+    return {
+      op: 'IOMMU_HWPT_ALLOC',
+      flags: HWPT_ALLOC.NEST_PARENT,
+      dev_id: ctx.ref(devObj.id),
+      pt_id: ctx.ref(p.of(i + 1, ioases).id),
+      data_type: HWPT_DATA.NONE,
+    };
+  }
+  return {
+    op: 'IOMMU_HWPT_ALLOC',
+    flags: HWPT_ALLOC.FAULT_ID_VALID,
+    dev_id: ctx.ref(devObj.id),
+    pt_id: ctx.ref(p.of(i + 1, parents).id),
+    data_type: HWPT_DATA.VTD_S1,
+    data: { flags: 0, pgtbl_addr: 0x1_0000_0000n, addr_width: 48 },
+    data_len: 24,
+    fault_id: ctx.ref(p.of(i + 2, faults).id),
+  };
+}
+
+const faultRead: TemplateDef = {
+  kind: 'iommufd.fault-read',
+  op: 'IOMMU_FAULT_READ',
+  profiles: ['iommufd'],
+  features: ['iopf'],
+  weight: 5,
+  picks: 3,
+  variants: [{ name: 'count-unaligned' }, { name: 'pos-nonzero' }, { name: 'count-small' }, { name: 'fd-closed' }],
+  realise(ctx, p, v) {
+    const queues = ctx.view.faults();
+    const open = queues.filter((q) => q.fdOpen);
+    if (open.length === 0) return { op: 'IOMMU_FAULT_QUEUE_ALLOC' };
+    // Mostly a queue with something to read; with nothing queued anywhere, mostly work towards a page group.
+    const busy = open.filter((q) => q.queued.length > 0);
+    if (busy.length === 0 && v === '' && !p.chance(0, 0.15)) return faultChain(ctx, p, 1);
+    const q = busy.length > 0 && !p.chance(0, 0.15) ? p.of(1, busy) : p.of(1, open);
+    const first = q.queued[0] ?? 1;
+    // One group per read mostly, so each group's cookie is a read's `cookie` output.
+    let count = (p.chance(2, 0.2) ? first + (q.queued[1] ?? 0) : first) * 40;
+    if (v === 'count-unaligned') count += 20;
+    if (v === 'count-small') count = (first - 1) * 40;
+    let faultId: IdArg = ctx.ref(q.id);
+    if (v === 'fd-closed') {
+      const closed = queues.filter((x) => !x.fdOpen);
+      faultId = closed.length > 0 ? ctx.ref(p.of(1, closed).id) : 0x7fff_fff2;
+    }
+    return v === 'pos-nonzero'
+      ? { op: 'IOMMU_FAULT_READ', fault_id: faultId, count, pos: 40 }
+      : { op: 'IOMMU_FAULT_READ', fault_id: faultId, count };
+  },
+};
+
+const faultRespond: TemplateDef = {
+  kind: 'iommufd.fault-respond',
+  op: 'IOMMU_FAULT_RESPOND',
+  profiles: ['iommufd'],
+  features: ['iopf'],
+  weight: 5,
+  picks: 3,
+  variants: [
+    { name: 'code-failure' },
+    { name: 'cookie-unknown' },
+    { name: 'count-unaligned' },
+    { name: 'batch-bad-second' },
+    { name: 'count-overrun' },
+  ],
+  realise(ctx, p, v) {
+    const queues = ctx.view.faults().filter((q) => q.fdOpen);
+    const owing = queues.filter((q) => q.awaiting.length > 0);
+    if (owing.length === 0) return faultRead.realise(ctx, p, '');
+    const q = p.of(0, owing);
+    const a = p.of(1, q.awaiting);
+    // The cookie as the read returned it: a reference to that read's `cookie` output when it was its first group.
+    const cookie: IdArg = a.first ? { ref: a.readStep, field: 'cookie' } : a.cookie;
+    const code = v === 'code-failure' ? PAGE_RESP.FAILURE : p.chance(2, 0.7) ? PAGE_RESP.SUCCESS : PAGE_RESP.INVALID;
+    const c: Command = {
+      op: 'IOMMU_FAULT_RESPOND',
+      fault_id: ctx.ref(q.id),
+      cookie: v === 'cookie-unknown' ? 0x7fff_0000 : cookie,
+      code,
+    };
+    if (v === 'count-unaligned') return { ...c, count: 12 };
+    if (v === 'count-overrun') return { ...c, count: 16 };
+    if (v === 'batch-bad-second') return { ...c, more: [{ cookie: 0x7fff_0000, code: PAGE_RESP.SUCCESS }] };
+    return c;
+  },
+};
+
+const faultClose: TemplateDef = {
+  kind: 'iommufd.fault-close',
+  op: 'IOMMU_FAULT_CLOSE',
+  profiles: ['iommufd'],
+  features: ['iopf'],
+  weight: 1,
+  picks: 1,
+  variants: [{ name: 'fd-closed' }],
+  realise(ctx, p, v) {
+    const queues = ctx.view.faults();
+    const pool = queues.filter((q) => q.fdOpen === (v !== 'fd-closed'));
+    return pool.length === 0 ? undefined : { op: 'IOMMU_FAULT_CLOSE', fault_id: ctx.ref(p.of(0, pool).id) };
+  },
+};
+
+const pageRequest: TemplateDef = {
+  kind: 'iommufd.page-request',
+  op: 'DEVICE_PAGE_REQUEST',
+  profiles: ['iommufd'],
+  features: ['iopf'],
+  weight: 6,
+  picks: 6,
+  variants: [{ name: 'pasid' }, { name: 'no-handler' }, { name: 'no-pri' }],
+  realise(ctx, p, v) {
+    const pri = ctx.platform.devices.flatMap((d, i) => (d.kind === 'physical' && d.pri ? [i] : []));
+    if (v === 'no-pri') {
+      const none = ctx.platform.devices.findIndex((d) => d.kind === 'physical' && !d.pri);
+      if (none >= 0) return { op: 'DEVICE_PAGE_REQUEST', dev: none, addr: 0x1000n, grpid: 0, perm: 1, last: true };
+    }
+    if (pri.length === 0) return undefined;
+    const faulting = new Set(
+      ctx
+        .live('hwpt-nested')
+        .filter((h) => h.format === 'fault')
+        .map((h) => h.id),
+    );
+    const handled = pri.filter((d) => ctx.view.device(d).attachedTo.some((a) => faulting.has(a.pt)));
+    if (handled.length === 0 && v === '') return faultChain(ctx, p, 0);
+    const dev = handled.length > 0 && v !== 'no-handler' ? p.of(0, handled) : p.of(0, pri);
+    const perm = p.chance(1, 0.5) ? 1 : 3;
+    const c: Command = {
+      op: 'DEVICE_PAGE_REQUEST',
+      dev,
+      addr: BigInt(p.int(2, 1 << 20)) * 0x1000n,
+      grpid: p.int(3, 4),
+      perm,
+      last: p.chance(4, 0.75),
+    };
+    return v === 'pasid' ? { ...c, pasid: 1 + p.int(5, 15) } : c;
   },
 };
 
@@ -479,6 +890,15 @@ export const IOMMUFD_TEMPLATES: readonly TemplateDef[] = [
   option,
   vfioIoas,
   hwptAlloc,
+  hwptInvalidate,
+  getHwInfo,
+  setDirtyTracking,
+  getDirtyBitmap,
+  faultQueueAlloc,
+  faultRead,
+  faultRespond,
+  faultClose,
+  pageRequest,
   bind,
   attach,
   detach,

@@ -11,6 +11,23 @@ import type { Picks, RealiseCtx, TemplateDef } from './template.ts';
 /** The container's address space in the view. */
 const AS = 0;
 
+/** The raw-argument variants (feature `ioctl-abi`): unreadable or read-only memory, a longer argsz with a tail. */
+const MEM_VARIANTS = [
+  { name: 'mem-unreadable', features: ['ioctl-abi'] },
+  { name: 'mem-readonly', features: ['ioctl-abi'] },
+  { name: 'argsz-tail', features: ['ioctl-abi'] },
+  { name: 'argsz-tail-zero', features: ['ioctl-abi'] },
+] as const;
+
+/** Applies a raw-argument variant (FD-023, FD-026, FD-027, FD-035); other variants leave the command alone. */
+function withMem(c: Command, v: string): Command {
+  if (v === 'mem-unreadable') return { ...c, abi: { memory: 'unreadable' } };
+  if (v === 'mem-readonly') return { ...c, abi: { memory: 'readonly' } };
+  if (v === 'argsz-tail') return { ...c, abi: { size: 64, tailNonZero: true } };
+  if (v === 'argsz-tail-zero') return { ...c, abi: { size: 64, tailNonZero: false } };
+  return c;
+}
+
 /** The IOMMU groups of the platform's physical devices, ascending. */
 function groups(ctx: RealiseCtx): number[] {
   return [...new Set(ctx.platform.devices.filter((d) => d.kind === 'physical').map((d) => d.group))].sort(
@@ -117,11 +134,19 @@ const getInfo: TemplateDef = {
   profiles: ['vfio-type1'],
   weight: 2,
   picks: 1,
-  variants: [{ name: 'argsz-short', features: ['ioctl-abi'] }],
-  realise: (_ctx, p, v) => ({
-    op: 'VFIO_IOMMU_GET_INFO',
-    argsz: v === 'argsz-short' ? 8 : p.of(0, [16, 24, 64, 1024]),
-  }),
+  variants: [
+    { name: 'argsz-short', features: ['ioctl-abi'] },
+    { name: 'mem-unreadable', features: ['ioctl-abi'] },
+    { name: 'mem-readonly', features: ['ioctl-abi'] },
+  ],
+  realise: (_ctx, p, v) =>
+    withMem(
+      {
+        op: 'VFIO_IOMMU_GET_INFO',
+        argsz: v === 'argsz-short' ? 8 : p.of(0, [16, 24, 64, 1024]),
+      },
+      v,
+    ),
 };
 
 const mapDma: TemplateDef = {
@@ -136,6 +161,7 @@ const mapDma: TemplateDef = {
     { name: 'flags-vaddr' },
     { name: 'flags-unknown', features: ['ioctl-abi'] },
     { name: 'argsz-short', features: ['ioctl-abi'] },
+    ...MEM_VARIANTS,
   ],
   realise(ctx, p, v) {
     const pre = prerequisite(ctx, p, 0);
@@ -146,7 +172,7 @@ const mapDma: TemplateDef = {
     if (v === 'flags-vaddr') flags = VFIO_DMA_MAP.VADDR;
     if (v === 'flags-unknown') flags |= 0x100;
     const c: Command = { op: 'VFIO_IOMMU_MAP_DMA', flags, vaddr: m.ptr, iova: m.iova, size: m.length };
-    return v === 'argsz-short' ? { ...c, argsz: 16 } : c;
+    return withMem(v === 'argsz-short' ? { ...c, argsz: 16 } : c, v);
   },
 };
 
@@ -162,6 +188,8 @@ const unmapDma: TemplateDef = {
     { name: 'dirty-bitmap' },
     { name: 'flags-unknown', features: ['ioctl-abi'] },
     { name: 'argsz-short', features: ['ioctl-abi'] },
+    // Not 'mem-readonly' yet: FD-035 keeps the unmap done on EFAULT, which the MAP-039 invariant does not allow for.
+    ...MEM_VARIANTS.filter((m) => m.name !== 'mem-readonly'),
   ],
   realise(ctx, p, v) {
     const pre = prerequisite(ctx, p, 0);
@@ -180,7 +208,30 @@ const unmapDma: TemplateDef = {
     if (v === 'dirty-bitmap') c = { ...c, flags: c.flags | VFIO_DMA_UNMAP.GET_DIRTY_BITMAP };
     if (v === 'flags-unknown') c = { ...c, flags: c.flags | 0x100 };
     if (v === 'argsz-short') c = { ...c, argsz: 16 };
-    return c;
+    return withMem(c, v);
+  },
+};
+
+const pageRequest: TemplateDef = {
+  kind: 'vfio-type1.page-request',
+  op: 'DEVICE_PAGE_REQUEST',
+  profiles: ['vfio-type1'],
+  features: ['dma-probe'],
+  weight: 1,
+  picks: 4,
+  variants: [],
+  realise(ctx, p) {
+    // The container reports no fault: every page request is answered INVALID by the kernel (FAULT-006).
+    const pri = ctx.platform.devices.flatMap((d, i) => (d.kind === 'physical' && d.pri ? [i] : []));
+    if (pri.length === 0) return undefined;
+    return {
+      op: 'DEVICE_PAGE_REQUEST',
+      dev: p.of(0, pri),
+      addr: BigInt(p.int(1, 1 << 20)) * 0x1000n,
+      grpid: p.int(2, 4),
+      perm: p.chance(3, 0.5) ? 1 : 3,
+      last: p.chance(3, 0.8),
+    };
   },
 };
 
@@ -194,4 +245,5 @@ export const VFIO_TYPE1_TEMPLATES: readonly TemplateDef[] = [
   getInfo,
   mapDma,
   unmapDma,
+  pageRequest,
 ];

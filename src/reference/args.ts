@@ -59,6 +59,11 @@ export const Abi = t.partial(
     size: t.number,
     /** Whether the bytes past the kernel's struct (when `size` is larger) are non-zero. */
     tailNonZero: t.boolean,
+    /**
+     * The argument's memory: `unreadable` (nothing can be read, FD-023) or `readonly` (read but not written back,
+     * FD-032, FD-033); absent means readable and writable.
+     */
+    memory: t.keyof({ unreadable: null, readonly: null }),
   },
   'Abi',
 );

@@ -68,6 +68,66 @@ export const IommuHwptAlloc = cmd(
   { flags: t.number, dev_id: IdArg, pt_id: IdArg, data_type: t.number },
   { data: VtdS1, data_len: t.number, fault_id: IdArg, __reserved: t.number },
 );
+/** IOMMU_HWPT_INVALIDATE data types (`enum iommu_hwpt_invalidate_data_type`). */
+export const HWPT_INVALIDATE_DATA = { VTD_S1: 0 } as const;
+/** `struct iommu_hwpt_vtd_s1_invalidate` flags. */
+export const VTD_INV_FLAGS = { LEAF: 1 } as const;
+/** One VT-d stage-1 invalidation entry (`struct iommu_hwpt_vtd_s1_invalidate`, 24 bytes). */
+export const VtdS1Invalidate = t.type({ addr: U64, npages: U64, flags: t.number }, 'VtdS1Invalidate');
+/**
+ * IOMMU_HWPT_INVALIDATE. `entries` are the readable entries at data_uptr (entry_num beyond them are unreadable);
+ * `null_array` passes data_uptr 0.
+ */
+export const IommuHwptInvalidate = cmd(
+  'IOMMU_HWPT_INVALIDATE',
+  { hwpt_id: IdArg, data_type: t.number, entry_len: t.number, entry_num: t.number },
+  { entries: t.array(VtdS1Invalidate), null_array: t.boolean, __reserved: t.number },
+);
+/** IOMMU_HW_INFO types and capabilities. */
+export const HW_INFO = {
+  TYPE_NONE: 0,
+  TYPE_INTEL_VTD: 1,
+  CAP_DIRTY_TRACKING: 1,
+  CAP_PCI_PASID_EXEC: 2,
+  CAP_PCI_PASID_PRIV: 4,
+} as const;
+/** IOMMU_GET_HW_INFO: `data_len` is the caller's buffer size; `reserved_nonzero` sets a byte of `__reserved[3]`. */
+export const IommuGetHwInfo = cmd(
+  'IOMMU_GET_HW_INFO',
+  { dev_id: IdArg, data_len: t.number },
+  { flags: t.number, reserved_nonzero: t.boolean },
+);
+/** IOMMU_HWPT_SET_DIRTY_TRACKING flags. */
+export const DIRTY_TRACKING = { ENABLE: 1 } as const;
+/** IOMMU_HWPT_GET_DIRTY_BITMAP flags. */
+export const DIRTY_BITMAP = { NO_CLEAR: 1 } as const;
+export const IommuHwptSetDirtyTracking = cmd(
+  'IOMMU_HWPT_SET_DIRTY_TRACKING',
+  { hwpt_id: IdArg, flags: t.number },
+  { __reserved: t.number },
+);
+export const IommuHwptGetDirtyBitmap = cmd(
+  'IOMMU_HWPT_GET_DIRTY_BITMAP',
+  { hwpt_id: IdArg, flags: t.number, iova: U64, length: U64, page_size: U64 },
+  { __reserved: t.number },
+);
+/** IOMMU_FAULT_QUEUE_ALLOC: creates a FAULT object; its fault fd is named by the FAULT ID in later commands. */
+export const IommuFaultQueueAlloc = cmd('IOMMU_FAULT_QUEUE_ALLOC', {}, { flags: t.number });
+/** read() on the fault fd of FAULT `fault_id`: `count` bytes (records are 40 bytes), at file position `pos`. */
+export const IommuFaultRead = cmd('IOMMU_FAULT_READ', { fault_id: IdArg, count: t.number }, { pos: t.number });
+/** `enum iommufd_page_response_code`, and the rfc codes (which keep FAILURE). */
+export const PAGE_RESP = { SUCCESS: 0, INVALID: 1, FAILURE: 2 } as const;
+/**
+ * write() on the fault fd of FAULT `fault_id`: the response {cookie, code}, then the `more` responses (literal
+ * cookies) in order; `count` overrides the byte count (default 8 per response), `pos` the file position.
+ */
+export const IommuFaultRespond = cmd(
+  'IOMMU_FAULT_RESPOND',
+  { fault_id: IdArg, cookie: IdArg, code: t.number },
+  { more: t.array(t.type({ cookie: t.number, code: t.number })), count: t.number, pos: t.number },
+);
+/** close() of the fault fd of FAULT `fault_id`: drops the fd's hold on the FAULT object. */
+export const IommuFaultClose = cmd('IOMMU_FAULT_CLOSE', { fault_id: IdArg }, none);
 export const VfioDeviceBindIommufd = cmd('VFIO_DEVICE_BIND_IOMMUFD', { dev: DevArg }, { flags: t.number });
 export const VfioDeviceAttachIommufdPt = cmd(
   'VFIO_DEVICE_ATTACH_IOMMUFD_PT',
@@ -89,6 +149,14 @@ export const IommufdCommand = t.union([
   IommuOption,
   IommuVfioIoas,
   IommuHwptAlloc,
+  IommuHwptInvalidate,
+  IommuGetHwInfo,
+  IommuHwptSetDirtyTracking,
+  IommuHwptGetDirtyBitmap,
+  IommuFaultQueueAlloc,
+  IommuFaultRead,
+  IommuFaultRespond,
+  IommuFaultClose,
   VfioDeviceBindIommufd,
   VfioDeviceAttachIommufdPt,
   VfioDeviceDetachIommufdPt,
@@ -168,9 +236,15 @@ export const IoasidCheckExtension = cmd('IOASID_CHECK_EXTENSION', { extension: t
 export const IoasidGetInfo = cmd('IOASID_GET_INFO', { ioasid: IdArg }, none);
 export const IoasidAlloc = cmd('IOASID_ALLOC', {}, { flags: t.number });
 export const IoasidFree = cmd('IOASID_FREE', { ioasid: IdArg }, none);
+/**
+ * The `vaddr` of IOASID_MAP_DMA on a software-nesting child (NEST-007): an IOVA of the parent, not a process
+ * address. On any other IOASID it stands for the process address of that value.
+ */
+export const ParentIova = t.type({ iova: U64 }, 'ParentIova');
+export type ParentIova = t.TypeOf<typeof ParentIova>;
 export const IoasidMapDma = cmd(
   'IOASID_MAP_DMA',
-  { ioasid: IdArg, flags: t.number, vaddr: UserPtr, iova: U64, size: U64 },
+  { ioasid: IdArg, flags: t.number, vaddr: t.union([UserPtr, ParentIova]), iova: U64, size: U64 },
   none,
 );
 export const IoasidUnmapDma = cmd('IOASID_UNMAP_DMA', { ioasid: IdArg, flags: t.number, iova: U64, size: U64 }, none);
@@ -178,6 +252,65 @@ export const VfioBindIoasidFd = cmd('VFIO_BIND_IOASID_FD', { dev: DevArg }, none
 export const VfioUnbindIoasidFd = cmd('VFIO_UNBIND_IOASID_FD', { dev: DevArg }, none);
 export const VfioAttachIoasid = cmd('VFIO_ATTACH_IOASID', { dev: DevArg, ioasid: IdArg }, { pasid: t.number });
 export const VfioDetachIoasid = cmd('VFIO_DETACH_IOASID', { dev: DevArg, ioasid: IdArg }, { pasid: t.number });
+
+/** IOASID_INVALIDATE_CACHE granularities (INV-001). */
+export const RFC_INV = { ALL: 0, RANGE: 1 } as const;
+/** IOASID_SET_HWID_MODE modes (PASID-009). */
+export const RFC_HWID = { PER_RID: 0, GLOBAL: 1 } as const;
+
+export const IoasidRegisterMemory = cmd('IOASID_REGISTER_MEMORY', { vaddr: UserPtr, size: U64 }, none);
+export const IoasidUnregisterMemory = cmd('IOASID_UNREGISTER_MEMORY', { vaddr: UserPtr, size: U64 }, none);
+/**
+ * IOASID_CREATE_NESTING: a child of `parent` with format kind `format` (`kernel`, `pgtable`, `pasid-table`; any
+ * other string is malformed, NEST-002) and, for `pgtable` / `pasid-table`, the vendor table format it declares
+ * (`table_format`, one of the platform's `pgtableFormats` / `pasidTableFormats`). Returns `id`.
+ */
+export const IoasidCreateNesting = cmd(
+  'IOASID_CREATE_NESTING',
+  { parent: IdArg, format: t.string },
+  { table_format: t.string },
+);
+/** IOASID_BIND_PGTABLE: the root (a parent IOVA) of a user page table of the declared format. */
+export const IoasidBindPgtable = cmd('IOASID_BIND_PGTABLE', { ioasid: IdArg, table_format: t.string, root: U64 }, none);
+/** IOASID_BIND_PASID_TABLE: the base (a parent IOVA) of a user PASID table of the declared format. */
+export const IoasidBindPasidTable = cmd(
+  'IOASID_BIND_PASID_TABLE',
+  { ioasid: IdArg, table_format: t.string, base: U64 },
+  none,
+);
+/** IOASID_INVALIDATE_CACHE: `granularity` {@link RFC_INV}; `start` / `size` for a range. */
+export const IoasidInvalidateCache = cmd(
+  'IOASID_INVALIDATE_CACHE',
+  { ioasid: IdArg, granularity: t.number },
+  { start: U64, size: U64 },
+);
+export const IoasidSetHwidMode = cmd('IOASID_SET_HWID_MODE', { mode: t.number }, none);
+export const IoasidHwidSetGlobalMin = cmd('IOASID_HWID_SET_GLOBAL_MIN', { min: t.number }, none);
+/** The PASID state that migrates (PASID-026): the scheme, the split and each PASID attachment by its user PASID. */
+export const PasidState = t.type(
+  {
+    mode: t.number,
+    min: t.number,
+    attachments: t.array(t.type({ dev: DevArg, pasid: t.number, ioasid: t.number })),
+  },
+  'PasidState',
+);
+export type PasidState = t.TypeOf<typeof PasidState>;
+/** IOASID_PASID_STATE_SAVE: returns `state` ({@link PasidState}). */
+export const IoasidPasidStateSave = cmd('IOASID_PASID_STATE_SAVE', {}, none);
+/** IOASID_PASID_STATE_RESTORE: re-creates a saved {@link PasidState} on this fd. */
+export const IoasidPasidStateRestore = cmd('IOASID_PASID_STATE_RESTORE', { state: PasidState }, none);
+/** KVM_MAP_PASID{user_pasid, ioasid_fd, ioasid}: the CPU translation of `user_pasid` (the fd is this one). */
+export const KvmMapPasid = cmd('KVM_MAP_PASID', { user_pasid: t.number, ioasid: IdArg }, none);
+export const KvmUnmapPasid = cmd('KVM_UNMAP_PASID', { user_pasid: t.number }, none);
+/** Harness step (rfc): a CPU thread with `pasid` in its PASID MSR submits work to device `dev` with ENQCMD. */
+export const CpuEnqcmd = cmd('CPU_ENQCMD', { dev: DevArg, pasid: t.number }, none);
+/** Harness step (rfc): save the PASID state, move to a fresh fd on the destination, restore it there. */
+export const Migrate = cmd('MIGRATE', {}, none);
+/** IOASID_FAULT_READ: up to `count` records (IOASID, address, access, cookie) from the fd's fault queue. */
+export const IoasidFaultRead = cmd('IOASID_FAULT_READ', { count: t.number }, none);
+/** IOASID_FAULT_RESPOND: completes the page group `cookie` reported under `ioasid` with `code` (PAGE_RESP). */
+export const IoasidFaultRespond = cmd('IOASID_FAULT_RESPOND', { ioasid: IdArg, cookie: IdArg, code: t.number }, none);
 
 /** The commands of the `rfc` profile. */
 export const RfcCommand = t.union([
@@ -191,6 +324,22 @@ export const RfcCommand = t.union([
   VfioUnbindIoasidFd,
   VfioAttachIoasid,
   VfioDetachIoasid,
+  IoasidRegisterMemory,
+  IoasidUnregisterMemory,
+  IoasidCreateNesting,
+  IoasidBindPgtable,
+  IoasidBindPasidTable,
+  IoasidInvalidateCache,
+  IoasidSetHwidMode,
+  IoasidHwidSetGlobalMin,
+  IoasidPasidStateSave,
+  IoasidPasidStateRestore,
+  KvmMapPasid,
+  KvmUnmapPasid,
+  CpuEnqcmd,
+  Migrate,
+  IoasidFaultRead,
+  IoasidFaultRespond,
 ]);
 export type RfcCommand = t.TypeOf<typeof RfcCommand>;
 
@@ -204,8 +353,22 @@ export const DeviceDma = cmd(
   { pasid: t.number },
 );
 
+/** PCIe page request permissions (`IOMMU_PGFAULT_PERM_*`). */
+export const PGFAULT_PERM = { READ: 1, WRITE: 2, EXEC: 4, PRIV: 8 } as const;
+/**
+ * A device's page request (PRI) reaches the IOMMU: one request of page group `grpid`; `last` is "Last Request in
+ * PRG"; `pasid` absent means a request without PASID. The outcome's `response` is what the device receives at
+ * once (`SUCCESS`, `INVALID`, `FAILURE`), `queued` when the group went to a user queue, or `none` for a request
+ * that is not the last of its group.
+ */
+export const DevicePageRequest = cmd(
+  'DEVICE_PAGE_REQUEST',
+  { dev: DevArg, addr: U64, grpid: t.number, perm: t.number, last: t.boolean },
+  { pasid: t.number },
+);
+
 /** The harness steps. */
-export const HarnessCommand = DeviceDma;
+export const HarnessCommand = t.union([DeviceDma, DevicePageRequest]);
 export type HarnessCommand = t.TypeOf<typeof HarnessCommand>;
 
 /** Any command of any profile. */
@@ -224,6 +387,24 @@ export const PROFILE_COMMANDS = {
 export type Profile = keyof typeof PROFILE_COMMANDS;
 /** The profiles, in the order of spec/profiles.txt. */
 export const PROFILES: readonly Profile[] = ['rfc', 'iommufd', 'vfio-type1'];
+
+/** The `op` of each member of a union of {@link cmd} codecs. */
+function opsOf(u: t.UnionType<t.Mixed[]>): string[] {
+  return u.types.map(
+    (c) => (c as t.IntersectionType<[t.InterfaceType<{ op: t.LiteralType<string> }>]>).types[0].props.op.value,
+  );
+}
+
+/**
+ * The profiles each command belongs to (FD-022: a command of another profile is ENOTTY), derived from the codecs:
+ * a profile's own commands, and the harness steps in every profile. The model and the protocol both read this table.
+ */
+export const OP_PROFILES: ReadonlyMap<string, readonly Profile[]> = new Map<string, readonly Profile[]>([
+  ...opsOf(IommufdCommand).map((op): [string, readonly Profile[]] => [op, ['iommufd']]),
+  ...opsOf(VfioType1Command).map((op): [string, readonly Profile[]] => [op, ['vfio-type1']]),
+  ...opsOf(RfcCommand).map((op): [string, readonly Profile[]] => [op, ['rfc']]),
+  ...opsOf(HarnessCommand).map((op): [string, readonly Profile[]] => [op, PROFILES]),
+]);
 
 // ---------------------------------------------------------------------------------------------------------------
 // Outcomes.

@@ -10,6 +10,8 @@ import type { StepContext } from './core/context.ts';
 import { adoptId, releaseHwpt } from './fd.ts';
 import { domainCannotJoin, outsideAperture, rfcReady } from './ioas.ts';
 import { unmapAll } from './map.ts';
+import { autoRespond, iopfRefused } from './fault.ts';
+import { pasidAttach, pasidDetached } from './pasid.ts';
 import type {
   VfioAttachIoasidCmd,
   VfioBindIoasidFdCmd,
@@ -64,11 +66,13 @@ export function iommufdBind(st: State, ctx: StepContext, c: VfioDeviceBindIommuf
 }
 
 /** Detaches a device from its HWPT: drops its reservations and an auto HWPT left without users. */
-function iommufdDetachDevice(st: State, dev: number): void {
+function iommufdDetachDevice(st: State, dev: number, ctx?: StepContext): void {
   const d = st.devices[dev]!;
   const h = st.get(d.hwpt, 'hwpt-paging') ?? st.get(d.hwpt, 'hwpt-nested');
   d.hwpt = 0;
   if (!h) return;
+  // Its page groups on a fault-capable HWPT are answered INVALID (FAULT-023).
+  autoRespond(st, ctx, dev, h.id);
   h.devices--;
   st.get(h.ioas, 'ioas')?.space.reserved.removeOwner(`dev:${dev}`);
   if (h.auto && h.devices === 0) {
@@ -119,6 +123,9 @@ export function iommufdAttach(st: State, ctx: StepContext, c: VfioDeviceAttachIo
   const space = ioas.space;
   // The device's reserved regions join the IOAS (a different IOAS on replace).
   if (regionsConflict(st, c.dev, space)) return ctx.reject('DEV-015', 'EADDRINUSE');
+  // A fault-capable HWPT needs a device that can enable I/O page faults (FAULT-031).
+  const noIopf = iopfRefused(st, ctx, c.dev, hwptId);
+  if (noIopf) return noIopf;
   if (hwptId === 0) {
     // A new automatic domain: the aperture is reserved, the alignment rises, existing areas are pinned.
     const refused = domainCannotJoin(st, ctx, space);
@@ -143,7 +150,7 @@ export function iommufdAttach(st: State, ctx: StepContext, c: VfioDeviceAttachIo
   }
   if (d.hwpt !== 0) {
     ctx.hit('DEV-024');
-    iommufdDetachDevice(st, c.dev);
+    iommufdDetachDevice(st, c.dev, ctx);
   }
   space.reserved.add(...deviceRegions(st, c.dev));
   d.hwpt = hwptId;
@@ -158,7 +165,8 @@ export function iommufdAttach(st: State, ctx: StepContext, c: VfioDeviceAttachIo
 export function iommufdDetach(st: State, ctx: StepContext, c: VfioDeviceDetachIommufdPtCmd): Outcome {
   const d = st.devices[c.dev];
   if ((c.flags ?? 0) !== 0 || d === undefined) return ctx.reject('DEV-019', 'EINVAL');
-  iommufdDetachDevice(st, c.dev);
+  if (d.boundId === 0) return ctx.reject('DEV-004', 'EINVAL'); // an unbound cdev refuses all but BIND (Linux lane)
+  iommufdDetachDevice(st, c.dev, ctx);
   ctx.hit('DEV-012');
   ctx.hit('DEV-013');
   return ctx.ok();
@@ -168,7 +176,7 @@ export function iommufdDetach(st: State, ctx: StepContext, c: VfioDeviceDetachIo
 export function iommufdClose(st: State, ctx: StepContext, c: VfioDeviceCloseCmd): Outcome {
   const d = st.devices[c.dev];
   if (d === undefined || d.boundId === 0) return ctx.reject('DEV-017', 'EBADF');
-  iommufdDetachDevice(st, c.dev);
+  iommufdDetachDevice(st, c.dev, ctx);
   st.objects.delete(d.boundId);
   st.ids.free(d.boundId);
   d.boundId = 0;
@@ -200,7 +208,12 @@ export function rfcUnbind(st: State, ctx: StepContext, c: VfioUnbindIoasidFdCmd)
 
 function rfcDropAttachment(st: State, dev: number, ioasid: number, pasid: number | undefined): void {
   const d = st.devices[dev]!;
+  const gone = d.attachments.find((a) => a.ioasid === ioasid && a.pasid === pasid);
   d.attachments = d.attachments.filter((a) => !(a.ioasid === ioasid && a.pasid === pasid));
+  // Its page groups reported under the IOASID through this attachment are answered INVALID (FAULT-023).
+  autoRespond(st, undefined, dev, ioasid, pasid);
+  // A PASID attachment releases its kernel-allocated PASID's use (PASID-019).
+  if (gone !== undefined) pasidDetached(st, dev, gone);
   const io = st.get(ioasid, 'ioasid');
   if (!io) return;
   io.attachments--;
@@ -214,12 +227,27 @@ export function rfcAttach(st: State, ctx: StepContext, c: VfioAttachIoasidCmd): 
   if (d === undefined || d.boundId === 0) return ctx.reject('DEV-004', 'EINVAL');
   const io = st.get(c.ioasid, 'ioasid');
   if (!io) return ctx.reject('FD-002', 'ENOENT');
-  if (c.pasid !== undefined) throw new ModelLimit('rfc PASID attachments are not modelled yet');
+  if (c.pasid !== undefined) {
+    // DEV-030: the nesting place (BIND-011, NEST-003), then the PASID checks of PASID-034.
+    if (io.format === 'pasid-table') return ctx.reject('BIND-011', 'EINVAL');
+    if (io.parent !== 0 && !d.attachments.some((a) => a.pasid === undefined && a.ioasid === io.parent))
+      return ctx.reject('NEST-003', 'EINVAL');
+    return pasidAttach(st, ctx, c, io);
+  }
   if (d.attachments.some((a) => a.ioasid === io.id && a.pasid === undefined)) return ctx.reject('DEV-007', 'EEXIST');
   // The RID routes to one translation: a second RID attachment must be a child of the current one (nesting).
   const rid = d.attachments.filter((a) => a.pasid === undefined);
   if (io.parent === 0 && rid.length > 0) return ctx.reject('DEV-006', 'EBUSY');
   if (io.parent !== 0 && !rid.some((a) => a.ioasid === io.parent)) return ctx.reject('NEST-003', 'EINVAL');
+  // DEV-006: a RID routes to one child of its IOASID at most (BIND-011 for a second PASID-table IOASID).
+  const sibling = rid.find((a) => io.parent !== 0 && st.get(a.ioasid, 'ioasid')?.parent === io.parent);
+  if (sibling !== undefined)
+    return ctx.reject(
+      io.format === 'pasid-table' && st.get(sibling.ioasid, 'ioasid')?.format === 'pasid-table'
+        ? 'BIND-011'
+        : 'DEV-006',
+      'EBUSY',
+    );
   if (io.space && regionsConflict(st, c.dev, io.space)) return ctx.reject('DEV-015', 'EADDRINUSE');
   io.space?.reserved.add(...deviceRegions(st, c.dev));
   d.attachments.push({ ioasid: io.id, pasid: undefined });
@@ -238,7 +266,7 @@ export function rfcDetach(st: State, ctx: StepContext, c: VfioDetachIoasidCmd): 
   if (!io) return ctx.reject('DEV-012', 'ENOENT');
   if (!d.attachments.some((a) => a.ioasid === io.id && a.pasid === c.pasid)) return ctx.reject('DEV-012', 'EINVAL');
   // A parent cannot be detached while the device is attached to one of its children.
-  if (d.attachments.some((a) => a.pasid === undefined && st.get(a.ioasid, 'ioasid')?.parent === io.id))
+  if (c.pasid === undefined && d.attachments.some((a) => st.get(a.ioasid, 'ioasid')?.parent === io.id))
     return ctx.reject('DEV-011', 'EBUSY');
   rfcDropAttachment(st, c.dev, io.id, c.pasid);
   ctx.hit('DEV-013');

@@ -8,6 +8,8 @@ import type { Outcome } from './commands.ts';
 import { PROT } from './core/areas.ts';
 import type { StepContext } from './core/context.ts';
 import { ModelLimit } from './dev.ts';
+import { markDirty } from './dirty.ts';
+import { rfcDma } from './pasid.ts';
 import type { DeviceDmaCmd } from './resolved.ts';
 import type { Space, State } from './state.ts';
 import { U64_MAX } from './u64.ts';
@@ -26,15 +28,9 @@ function ridSpace(st: State, dev: number): Space | undefined {
       const ct = st.container;
       return ct.iommuType !== 0 && ct.groups.includes(st.platform.devices[dev]!.group) ? ct.space : undefined;
     }
-    case 'rfc': {
-      const rid = d.attachments.filter((a) => a.pasid === undefined).map((a) => st.get(a.ioasid, 'ioasid')!);
-      // The leaf of the RID's chain translates (a child's output goes through its parent).
-      const leaf = rid.find((io) => !rid.some((other) => other.parent === io.id));
-      if (leaf === undefined) return undefined;
-      if (leaf.format !== 'kernel' || leaf.parent !== 0)
-        throw new ModelLimit('DMA through a nested IOASID needs the hardware model');
-      return leaf.space;
-    }
+    case 'rfc':
+      // rfc DMA is routed by rfcDma (pasid.ts): RID or PASID, then the IOASID's format (nesting.ts).
+      return undefined;
   }
 }
 
@@ -42,20 +38,32 @@ function ridSpace(st: State, dev: number): Space | undefined {
 export function deviceDma(st: State, ctx: StepContext, c: DeviceDmaCmd): Outcome {
   if (st.platform.devices[c.dev] === undefined || c.length === 0n || c.iova + c.length - 1n > U64_MAX)
     return ctx.reject('REF-001', 'EINVAL');
+  if (st.profile === 'rfc') {
+    ctx.hit('REF-001');
+    return rfcDma(st, ctx, c);
+  }
   if (c.pasid !== undefined) throw new ModelLimit('DMA with a PASID needs the PASID model');
   ctx.hit('REF-001');
   const space = ridSpace(st, c.dev);
   if (space === undefined) return { ok: false, errno: 'fault', out: { reason: 'blocked' } };
-  const last = c.iova + c.length - 1n;
-  const first = space.areas.containing(c.iova);
+  const out = walkSpace(ctx, space, c.iova, c.length, c.write);
+  // A write through a paging HWPT that tracks dirty pages marks them (dirty.ts).
+  if (out.ok && c.write && st.profile === 'iommufd') markDirty(st, c.dev, c.iova, c.length);
+  return out;
+}
+
+/** The user memory a DMA of `[iova, iova + length)` reaches through the mappings of `space`, or its fault. */
+export function walkSpace(ctx: StepContext, space: Space, iova: bigint, length: bigint, write: boolean): Outcome {
+  const last = iova + length - 1n;
+  const first = space.areas.containing(iova);
   if (first === undefined) return { ok: false, errno: 'fault', out: { reason: 'not-present' } };
   for (let a = first; ;) {
-    if ((a.prot & (c.write ? PROT.WRITE : PROT.READ)) === 0)
-      return { ok: false, errno: 'fault', out: { reason: c.write ? 'write-denied' : 'read-denied' } };
+    if ((a.prot & (write ? PROT.WRITE : PROT.READ)) === 0)
+      return { ok: false, errno: 'fault', out: { reason: write ? 'write-denied' : 'read-denied' } };
     if (a.last >= last) break;
     const next = space.areas.containing(a.last + 1n);
     if (next === undefined) return { ok: false, errno: 'fault', out: { reason: 'not-present' } };
     a = next;
   }
-  return ctx.ok({ buf: first.buf, off: first.off + (c.iova - first.iova) });
+  return ctx.ok({ buf: first.buf, off: first.off + (iova - first.iova) });
 }

@@ -9,6 +9,7 @@ import type { StepContext } from './core/context.ts';
 import type { IommuDestroyCmd } from './resolved.ts';
 import type { State } from './state.ts';
 import { unmapAll } from './map.ts';
+import { destroyFault } from './fault.ts';
 
 /**
  * Allocates the ID of a new object (FD-001, FD-003, FD-004). In lockstep with an implementation, the ID it returned
@@ -52,13 +53,23 @@ export function iommufdDestroy(st: State, ctx: StepContext, c: IommuDestroyCmd):
     }
     case 'hwpt-paging':
     case 'hwpt-nested': {
+      // A nested HWPT is unbound only by destroying it, never while attached (BIND-016).
+      if (o.kind === 'hwpt-nested') ctx.hit('BIND-016');
       if (o.devices > 0) return ctx.reject('FD-012', 'EBUSY');
+      // A nesting parent outlives its nested HWPTs (NEST-006).
+      if (o.children > 0) ctx.hit('NEST-006');
       if (o.children > 0) return ctx.reject('FD-013', 'EBUSY');
       releaseHwpt(st, o.id);
       break;
     }
     case 'device':
       return ctx.reject('FD-015', 'EBUSY');
+    case 'fault': {
+      // Held by its fd and by the HWPTs reporting to it (FD-014, FAULT-024).
+      const refused = destroyFault(st, ctx, o);
+      if (refused) return refused;
+      break;
+    }
     case 'ioasid':
       // rfc IOASIDs are freed with IOASID_FREE; IOMMU_DESTROY is not an rfc command.
       return ctx.reject('FD-002', 'ENOENT');

@@ -84,7 +84,11 @@ export function rfcGetInfo(st: State, ctx: StepContext, c: IoasidGetInfoCmd): Ou
     out.permitted = io.space.reserved.holes().map((r) => ({ start: r.start, last: r.last }));
     out.page_sizes = st.platform.iommu.pageSizes;
   }
+  // INFO-011: the smallest PASID width among the attached devices; 0 when one of them cannot use PASIDs.
   ctx.hit('INFO-011');
-  out.pasid_bits = st.platform.iommu.pasidBits;
+  const noPasid = st.devices.some(
+    (d, i) => !st.platform.devices[i]!.pasid && d.attachments.some((a) => a.ioasid === io.id),
+  );
+  out.pasid_bits = noPasid ? 0 : st.platform.iommu.pasidBits;
   return ctx.ok(out as never);
 }

@@ -22,6 +22,8 @@ import { U64_MAX } from './u64.ts';
 import { iommufdAlignment } from './core/placement.ts';
 import { adoptId } from './fd.ts';
 import { unmapAll } from './map.ts';
+import { memUnmapSpace } from './mem.ts';
+import { cpuNamesIoasid } from './pasid.ts';
 
 // ------------------------------------------------------------------------------------------------ rfc
 
@@ -39,7 +41,11 @@ export function rfcReady(st: State, io: IoasidObject): boolean {
   if (io.attachments === 0) return false;
   const groups = new Set<number>();
   st.devices.forEach((d, i) => {
-    if (d.attachments.some((a) => a.ioasid === io.id && a.pasid === undefined))
+    // A mediated device is not a member of its parent's IOMMU group (VFIO gives each mdev its own group).
+    if (
+      st.platform.devices[i]!.kind === 'physical' &&
+      d.attachments.some((a) => a.ioasid === io.id && a.pasid === undefined)
+    )
       groups.add(st.platform.devices[i]!.group);
   });
   for (const g of groups)
@@ -86,8 +92,15 @@ export function rfcAlloc(st: State, ctx: StepContext, c: IoasidAllocCmd): Outcom
 export function rfcFree(st: State, ctx: StepContext, c: IoasidFreeCmd): Outcome {
   const io = st.get(c.ioasid, 'ioasid');
   if (!io) return ctx.reject('FD-002', 'ENOENT');
+  if (io.children > 0) ctx.hit('NEST-006');
   if (io.attachments > 0 || io.children > 0) return ctx.reject('FD-017', 'EBUSY');
-  if (io.space) unmapAll(st, ctx, io.space);
+  if (cpuNamesIoasid(st, io.id)) return ctx.reject('PASID-037', 'EBUSY');
+  if (io.space) {
+    memUnmapSpace(st, io.space);
+    unmapAll(st, ctx, io.space);
+  }
+  // A bound table is unbound by destroying its IOASID (BIND-009).
+  if (io.bound !== undefined) ctx.hit('BIND-009');
   if (io.parent !== 0) {
     const parent = st.get(io.parent, 'ioasid');
     if (parent) parent.children--;

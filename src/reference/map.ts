@@ -37,6 +37,8 @@ import type {
 import type { Space, State } from './state.ts';
 import { U64_MAX } from './u64.ts';
 import { rfcKernelIoasid } from './ioas.ts';
+import { memMap, memUnmap, memUnmapSpace } from './mem.ts';
+import { rfcChildMap, softwareChild } from './nesting.ts';
 
 const PAGE = (st: State) => BigInt(st.platform.limits.pageSize);
 
@@ -267,7 +269,7 @@ export function type1Map(st: State, ctx: StepContext, c: VfioIommuMapDmaCmd): Ou
     return ctx.reject('MAP-018', ct.space.areas.firstIntersecting(c.iova, last) ? 'EINVAL' : 'ENOENT');
   }
   if (ct.space.areas.firstIntersecting(c.iova, last)) return ctx.reject('MAP-002', 'EEXIST');
-  if (ct.dmaAvail === 0) return ctx.reject('MEM-007', 'ENOSPC');
+  if (ct.dmaAvail === 0) return ctx.reject('MEM-015', 'ENOSPC');
   if (ct.space.reserved.intersects(c.iova, last)) return ctx.reject('MAP-008', 'EINVAL');
   if (last === U64_MAX) ctx.hit('MAP-013');
   const loc = 'bad' in c.vaddr ? { buf: -1, off: 0n } : { buf: c.vaddr.buf, off: c.vaddr.off };
@@ -344,6 +346,8 @@ export function type1Unmap(st: State, ctx: StepContext, c: VfioIommuUnmapDmaCmd)
 
 /** IOASID_MAP_DMA: type1 v2 semantics on a kernel-managed, ready IOASID, checks in the order of MAP-019. */
 export function rfcMap(st: State, ctx: StepContext, c: IoasidMapDmaCmd): Outcome {
+  // A software-nesting child maps parent IOVAs (NEST-007, nesting.ts).
+  if (softwareChild(st, c.ioasid)) return rfcChildMap(st, ctx, c);
   const got = rfcKernelIoasid(st, ctx, c.ioasid);
   if (!('space' in got)) return got;
   const space = got.space;
@@ -352,7 +356,7 @@ export function rfcMap(st: State, ctx: StepContext, c: IoasidMapDmaCmd): Outcome
   if ((c.flags & (RFC_MAP.READ | RFC_MAP.WRITE)) === 0) return ctx.reject('MAP-003', 'EINVAL');
   if (c.size === 0n) return ctx.reject('MAP-004', 'EINVAL');
   const pg = minPageSize(st.platform);
-  const va = userVa(c.vaddr);
+  const va = 'iova' in c.vaddr ? c.vaddr.iova : userVa(c.vaddr);
   if (c.size % pg !== 0n || c.iova % pg !== 0n || va % pg !== 0n) return ctx.reject('MAP-005', 'EINVAL');
   if (c.iova + c.size - 1n > U64_MAX || va + c.size - 1n > U64_MAX) return ctx.reject('MAP-011', 'EOVERFLOW');
   const last = c.iova + c.size - 1n;
@@ -360,9 +364,11 @@ export function rfcMap(st: State, ctx: StepContext, c: IoasidMapDmaCmd): Outcome
   if (space.reserved.intersects(c.iova, last)) return ctx.reject('MAP-008', 'EINVAL');
   if (last === U64_MAX) ctx.hit('MAP-013');
   const loc = locateUserVa(st.platform, va);
-  if (pinFails(st, loc.buf, loc.off, c.size)) return ctx.reject('MAP-019', 'EFAULT');
+  // Registered memory, or pin (EFAULT) and account (ENOMEM) the pages (MEM-003, MEM-014, mem.ts).
+  const pages = memMap(st, ctx, va, c.size, () => pinFails(st, loc.buf, loc.off, c.size));
+  if (typeof pages !== 'number') return pages;
   const prot = ((c.flags & RFC_MAP.READ) !== 0 ? PROT.READ : 0) | ((c.flags & RFC_MAP.WRITE) !== 0 ? PROT.WRITE : 0);
-  addArea(space, st.platform, makeArea(c.iova, c.size, va, loc.buf, loc.off, prot, st.nextPages++));
+  addArea(space, st.platform, makeArea(c.iova, c.size, va, loc.buf, loc.off, prot, pages));
   ctx.hit('MAP-001');
   return ctx.ok();
 }
@@ -375,6 +381,7 @@ export function rfcUnmap(st: State, ctx: StepContext, c: IoasidUnmapDmaCmd): Out
   if ((c.flags & ~RFC_UNMAP.ALL) !== 0) return ctx.reject('FD-030', 'EOPNOTSUPP');
   if ((c.flags & RFC_UNMAP.ALL) !== 0) {
     if (c.iova !== 0n || c.size !== 0n) return ctx.reject('MAP-032', 'EINVAL');
+    memUnmapSpace(st, space);
     return ctx.ok({ size: unmapAll(st, ctx, space) });
   }
   if (c.size === 0n) return ctx.reject('MAP-033', 'EINVAL');
@@ -390,6 +397,7 @@ export function rfcUnmap(st: State, ctx: StepContext, c: IoasidUnmapDmaCmd): Out
   const victims = [...space.areas.intersecting(c.iova, last)];
   let unmapped = 0n;
   for (const a of victims) {
+    memUnmap(st, a);
     removeArea(space, st.platform, a);
     unmapped += a.last - a.iova + 1n;
   }

@@ -13,7 +13,7 @@
  * @module
  */
 import { match } from 'ts-pattern';
-import type { Command, Outcome, Profile } from './commands.ts';
+import { OP_PROFILES, type Command, type Outcome, type Profile } from './commands.ts';
 import { StepContext, type StepResult } from './core/context.ts';
 import { deviceDma } from './dma.ts';
 import {
@@ -42,12 +42,31 @@ import {
   rfcFree,
 } from './ioas.ts';
 import { iommufdCopy, iommufdMap, iommufdUnmap, rfcMap, rfcUnmap, type1Map, type1Unmap } from './map.ts';
-import { iommufdHwptAlloc } from './nest.ts';
+import { iommufdHwptAlloc, iommufdHwptInvalidate } from './nest.ts';
+import { abortsOnWriteBackFault, applyAbi, writeBackFault, writeBackFaults } from './abi.ts';
+import { iommufdGetDirtyBitmap, iommufdSetDirtyTracking } from './dirty.ts';
+import {
+  devicePageRequest,
+  iommufdFaultClose,
+  iommufdFaultQueueAlloc,
+  iommufdFaultRead,
+  iommufdFaultRespond,
+  rfcFaultRead,
+  rfcFaultRespond,
+} from './fault.ts';
+import { iommufdGetHwInfo } from './hwinfo.ts';
+import { rfcBindPasidTable, rfcBindPgtable } from './bind.ts';
+import { rfcInvalidateCache } from './inv.ts';
+import { rfcRegisterMemory, rfcUnregisterMemory } from './mem.ts';
+import { rfcMigrate, rfcPasidStateRestore, rfcPasidStateSave } from './migrate.ts';
+import { rfcCreateNesting } from './nesting.ts';
+import { rfcCpuEnqcmd, rfcKvmMapPasid, rfcKvmUnmapPasid, rfcSetGlobalMin, rfcSetHwidMode } from './pasid.ts';
 import type { Platform } from './platform.ts';
 import { resolveCommand } from './refs.ts';
 import type { Resolved } from './resolved.ts';
 import { State } from './state.ts';
 import { createView } from './view-impl.ts';
+import { InvariantChecker } from './invariants.ts';
 import type { ModelView } from './view.ts';
 
 export { ModelLimit } from './dev.ts';
@@ -58,52 +77,9 @@ export interface ModelConfig {
   readonly profile: Profile;
   readonly features: ReadonlySet<string>;
   readonly platform: Platform;
+  /** Check the invariants (src/reference/invariants.ts) after every step; default true. */
+  readonly invariants?: boolean;
 }
-
-/** Which profile owns each command (harness steps belong to all). */
-const OWNER: Record<string, Profile | 'all'> = {};
-for (const op of [
-  'IOMMU_DESTROY',
-  'IOMMU_IOAS_ALLOC',
-  'IOMMU_IOAS_IOVA_RANGES',
-  'IOMMU_IOAS_ALLOW_IOVAS',
-  'IOMMU_IOAS_MAP',
-  'IOMMU_IOAS_COPY',
-  'IOMMU_IOAS_UNMAP',
-  'IOMMU_OPTION',
-  'IOMMU_VFIO_IOAS',
-  'IOMMU_HWPT_ALLOC',
-  'VFIO_DEVICE_BIND_IOMMUFD',
-  'VFIO_DEVICE_ATTACH_IOMMUFD_PT',
-  'VFIO_DEVICE_DETACH_IOMMUFD_PT',
-  'VFIO_DEVICE_CLOSE',
-])
-  OWNER[op] = 'iommufd';
-for (const op of [
-  'VFIO_GET_API_VERSION',
-  'VFIO_CHECK_EXTENSION',
-  'VFIO_GROUP_SET_CONTAINER',
-  'VFIO_GROUP_UNSET_CONTAINER',
-  'VFIO_SET_IOMMU',
-  'VFIO_IOMMU_GET_INFO',
-  'VFIO_IOMMU_MAP_DMA',
-  'VFIO_IOMMU_UNMAP_DMA',
-])
-  OWNER[op] = 'vfio-type1';
-for (const op of [
-  'IOASID_CHECK_EXTENSION',
-  'IOASID_GET_INFO',
-  'IOASID_ALLOC',
-  'IOASID_FREE',
-  'IOASID_MAP_DMA',
-  'IOASID_UNMAP_DMA',
-  'VFIO_BIND_IOASID_FD',
-  'VFIO_UNBIND_IOASID_FD',
-  'VFIO_ATTACH_IOASID',
-  'VFIO_DETACH_IOASID',
-])
-  OWNER[op] = 'rfc';
-OWNER.DEVICE_DMA = 'all';
 
 /** The reference model of one fd. */
 export class Model {
@@ -111,8 +87,11 @@ export class Model {
   private readonly outcomes: Outcome[] = [];
   /** The read-only view generators use. */
   readonly view: ModelView;
+  /** The incremental invariant checker (undefined when `config.invariants` is false). */
+  readonly invariants: InvariantChecker | undefined;
 
   constructor(readonly config: ModelConfig) {
+    this.invariants = config.invariants === false ? undefined : new InvariantChecker();
     this.state = new State(config.profile, config.platform, config.features);
     this.view = createView(() => this.state);
   }
@@ -133,9 +112,12 @@ export class Model {
   step(cmd: Command, observed?: Outcome): StepResult {
     const ctx = new StepContext(observed);
     const c = resolveCommand(cmd, this.outcomes) as Resolved<Command>;
-    const owner = OWNER[c.op];
-    const outcome =
-      owner !== 'all' && owner !== this.config.profile ? ctx.reject('FD-022', 'ENOTTY') : this.dispatch(c, ctx);
+    this.state.stepIndex = this.outcomes.length;
+    const outcome = !OP_PROFILES.get(c.op)?.includes(this.config.profile)
+      ? this.unknownIoctl(ctx)
+      : this.invariants
+        ? this.invariants.around(this.state, c, ctx, () => this.abiThenDispatch(c, ctx))
+        : this.abiThenDispatch(c, ctx);
     this.outcomes.push(outcome);
     return { outcome, clauses: ctx.clauses, violations: ctx.violations };
   }
@@ -151,8 +133,29 @@ export class Model {
     this.outcomes.length = s.steps;
   }
 
-  private dispatch(c: Resolved<Command>, ctx: StepContext): Outcome {
-    const st = this.state;
+  /**
+   * A command the fd does not know: ENOTTY (FD-022); a VFIO container passes it to its IOMMU driver only once
+   * VFIO_SET_IOMMU chose one, refusing it with EINVAL before (DEV-029) and type1 with ENOTTY after (FD-034).
+   */
+  private unknownIoctl(ctx: StepContext): Outcome {
+    if (this.config.profile !== 'vfio-type1') return ctx.reject('FD-022', 'ENOTTY');
+    return this.state.container.iommuType === 0 ? ctx.reject('DEV-029', 'EINVAL') : ctx.reject('FD-034', 'ENOTTY');
+  }
+
+  /** The generic ioctl-ABI checks (abi.ts, FD-025..029), then the command's handler. */
+  private abiThenDispatch(c: Resolved<Command>, ctx: StepContext): Outcome {
+    const a = applyAbi(this.state, ctx, c);
+    if ('reject' in a) return a.reject;
+    if (!writeBackFaults(this.state, a.cmd)) return this.dispatch(a.cmd, ctx, this.state);
+    // A creation whose new ID cannot be written back is aborted (FD-033): run it on a copy, keep nothing.
+    if (abortsOnWriteBackFault(a.cmd.op)) {
+      const out = this.dispatch(a.cmd, ctx, this.state.clone());
+      return writeBackFault(ctx, a.cmd.op, out);
+    }
+    return writeBackFault(ctx, a.cmd.op, this.dispatch(a.cmd, ctx, this.state));
+  }
+
+  private dispatch(c: Resolved<Command>, ctx: StepContext, st: State): Outcome {
     return match(c)
       .with({ op: 'IOMMU_DESTROY' }, (x) => iommufdDestroy(st, ctx, x))
       .with({ op: 'IOMMU_IOAS_ALLOC' }, (x) => iommufdIoasAlloc(st, ctx, x))
@@ -186,6 +189,31 @@ export class Model {
       .with({ op: 'VFIO_UNBIND_IOASID_FD' }, (x) => rfcUnbind(st, ctx, x))
       .with({ op: 'VFIO_ATTACH_IOASID' }, (x) => rfcAttach(st, ctx, x))
       .with({ op: 'VFIO_DETACH_IOASID' }, (x) => rfcDetach(st, ctx, x))
+      .with({ op: 'IOASID_REGISTER_MEMORY' }, (x) => rfcRegisterMemory(st, ctx, x))
+      .with({ op: 'IOASID_UNREGISTER_MEMORY' }, (x) => rfcUnregisterMemory(st, ctx, x))
+      .with({ op: 'IOASID_CREATE_NESTING' }, (x) => rfcCreateNesting(st, ctx, x))
+      .with({ op: 'IOASID_BIND_PGTABLE' }, (x) => rfcBindPgtable(st, ctx, x))
+      .with({ op: 'IOASID_BIND_PASID_TABLE' }, (x) => rfcBindPasidTable(st, ctx, x))
+      .with({ op: 'IOASID_INVALIDATE_CACHE' }, (x) => rfcInvalidateCache(st, ctx, x))
+      .with({ op: 'IOASID_SET_HWID_MODE' }, (x) => rfcSetHwidMode(st, ctx, x))
+      .with({ op: 'IOASID_HWID_SET_GLOBAL_MIN' }, (x) => rfcSetGlobalMin(st, ctx, x))
+      .with({ op: 'IOASID_PASID_STATE_SAVE' }, () => rfcPasidStateSave(st, ctx))
+      .with({ op: 'IOASID_PASID_STATE_RESTORE' }, (x) => rfcPasidStateRestore(st, ctx, x))
+      .with({ op: 'KVM_MAP_PASID' }, (x) => rfcKvmMapPasid(st, ctx, x))
+      .with({ op: 'KVM_UNMAP_PASID' }, (x) => rfcKvmUnmapPasid(st, ctx, x))
+      .with({ op: 'CPU_ENQCMD' }, (x) => rfcCpuEnqcmd(st, ctx, x))
+      .with({ op: 'MIGRATE' }, (x) => rfcMigrate(st, ctx, x))
+      .with({ op: 'IOMMU_HWPT_INVALIDATE' }, (x) => iommufdHwptInvalidate(st, ctx, x))
+      .with({ op: 'IOMMU_GET_HW_INFO' }, (x) => iommufdGetHwInfo(st, ctx, x))
+      .with({ op: 'IOMMU_HWPT_SET_DIRTY_TRACKING' }, (x) => iommufdSetDirtyTracking(st, ctx, x))
+      .with({ op: 'IOMMU_HWPT_GET_DIRTY_BITMAP' }, (x) => iommufdGetDirtyBitmap(st, ctx, x))
+      .with({ op: 'IOMMU_FAULT_QUEUE_ALLOC' }, (x) => iommufdFaultQueueAlloc(st, ctx, x))
+      .with({ op: 'IOMMU_FAULT_READ' }, (x) => iommufdFaultRead(st, ctx, x))
+      .with({ op: 'IOMMU_FAULT_RESPOND' }, (x) => iommufdFaultRespond(st, ctx, x))
+      .with({ op: 'IOMMU_FAULT_CLOSE' }, (x) => iommufdFaultClose(st, ctx, x))
+      .with({ op: 'IOASID_FAULT_READ' }, (x) => rfcFaultRead(st, ctx, x))
+      .with({ op: 'IOASID_FAULT_RESPOND' }, (x) => rfcFaultRespond(st, ctx, x))
+      .with({ op: 'DEVICE_PAGE_REQUEST' }, (x) => devicePageRequest(st, ctx, x))
       .with({ op: 'DEVICE_DMA' }, (x) => deviceDma(st, ctx, x))
       .exhaustive();
   }

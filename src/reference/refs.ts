@@ -34,6 +34,8 @@ const ID_FIELDS = new Set([
   'fault_id',
   'hwpt_id',
   'ioasid',
+  'parent',
+  'cookie',
 ]);
 
 /** Returns `cmd` with every ID argument resolved to a number (a new object only when something changed). */

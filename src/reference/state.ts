@@ -6,8 +6,10 @@
  */
 import { AreaMap, RangeSet } from './core/areas.ts';
 import { IdAllocator } from './core/ids.ts';
+import { ObjectMap } from './core/journal.ts';
 import type { Profile } from './commands.ts';
 import type { Platform } from './platform.ts';
+import { RfcState } from './rfc-state.ts';
 
 /**
  * An address space that holds kernel-managed mappings: an iommufd IOAS, an rfc kernel-managed IOASID, or the
@@ -66,6 +68,80 @@ export interface HwptObject {
   devices: number;
   /** Nested children. */
   children: number;
+  /** A paging HWPT allocated with DIRTY_TRACKING: whether tracking is enabled (IOMMU_HWPT_SET_DIRTY_TRACKING). */
+  tracking?: boolean;
+  /** CPU-page-aligned IOVA ranges written by DMA while tracking was on and not yet cleared, ascending, disjoint. */
+  dirtyPages?: readonly { readonly start: bigint; readonly last: bigint }[];
+  /** A nested HWPT's stage-1 description (the driver data of IOMMU_HWPT_ALLOC). */
+  s1?: { readonly pgtblAddr: bigint; readonly addrWidth: number };
+}
+
+/** One page request (PCIe PRI) of a page group. */
+export interface PageRequest {
+  readonly addr: bigint;
+  readonly perm: number;
+  readonly pasid: number | undefined;
+  readonly last: boolean;
+}
+
+/** A page group handed to a user queue; immutable once formed. */
+export interface FaultGroup {
+  /** Arrival order of the group's last request (fd-wide). */
+  readonly seq: number;
+  readonly dev: number;
+  readonly grpid: number;
+  readonly pasid: number | undefined;
+  /** The requests of the group, in arrival order, the last one last. */
+  readonly requests: readonly PageRequest[];
+  /** The page table that faulted: the HWPT (iommufd) or the IOASID (rfc). */
+  readonly table: number;
+}
+
+/** A page group read by the user and awaiting its response. */
+export interface AwaitingGroup {
+  readonly group: FaultGroup;
+  /** The trace step of the read that returned it, and whether it was that read's first group (its `cookie` output). */
+  readonly readStep: number;
+  readonly first: boolean;
+}
+
+/** A fault queue: groups queued for reading (FIFO), and groups read and awaiting a response, by cookie. */
+export class FaultQueue {
+  deliver: FaultGroup[] = [];
+  response = new Map<number, AwaitingGroup>();
+
+  clone(): FaultQueue {
+    const q = new FaultQueue();
+    q.deliver = [...this.deliver];
+    q.response = new Map(this.response);
+    return q;
+  }
+
+  /** Number of pending groups (queued or awaiting a response). */
+  get pending(): number {
+    return this.deliver.length + this.response.size;
+  }
+}
+
+/** An iommufd FAULT object and its fault fd. */
+export interface FaultObject {
+  readonly kind: 'fault';
+  readonly id: number;
+  /** Whether the fault fd is still open (it holds the object). */
+  fdOpen: boolean;
+  queue: FaultQueue;
+}
+
+/** Page-request bookkeeping of the fd (chapter FAULT): for the completion invariant FAULT-029. */
+export interface PriState {
+  /** Requests waiting for the last request of their group, by `dev:grpid`. */
+  partial: Map<string, readonly PageRequest[]>;
+  /** Page groups that reached the IOMMU (last request arrived). */
+  raised: number;
+  /** Page group responses sent to devices (user, kernel, teardown). */
+  answered: number;
+  /** Next group sequence number. */
+  nextSeq: number;
 }
 
 /** An iommufd DEVICE (a bound VFIO device). */
@@ -89,10 +165,14 @@ export interface IoasidObject {
   children: number;
   /** Attachments (device, pasid) to this IOASID. */
   attachments: number;
+  /** rfc `pgtable` / `pasid-table`: the vendor table format declared at creation (BIND-003). */
+  readonly tableFormat?: string;
+  /** rfc `pgtable` / `pasid-table`: the root or base of the table bound last (BIND-008); undefined before a bind. */
+  bound?: bigint;
 }
 
 /** Any object of the fd. */
-export type FdObject = IoasObject | HwptObject | DeviceObject | IoasidObject;
+export type FdObject = IoasObject | HwptObject | DeviceObject | IoasidObject | FaultObject;
 
 /** What the fd knows of one platform device. */
 export interface DeviceState {
@@ -101,7 +181,7 @@ export interface DeviceState {
   /** iommufd: the HWPT the device is attached to (0: none). */
   hwpt: number;
   /** rfc: attachments, RID-level (pasid undefined) and per PASID. */
-  attachments: { ioasid: number; pasid: number | undefined }[];
+  attachments: { ioasid: number; pasid: number | undefined; real?: number }[];
 }
 
 /** The vfio-type1 container. */
@@ -127,6 +207,14 @@ export class State {
   rlimitMode = 0n;
   /** Next pages-object ID (accounting). */
   nextPages = 1;
+  /** Page requests in flight and the completion counters (chapter FAULT). */
+  pri: PriState;
+  /** rfc: the fd's fault queue (records name their IOASID). */
+  rfcFaults: FaultQueue;
+  /** Index of the step being applied (set by the model before each step). */
+  stepIndex = 0;
+  /** rfc: pre-registrations and pins (MEM), the PASID scheme, kernel-allocated PASIDs, CPU translations (PASID). */
+  rfcx: RfcState;
 
   constructor(
     readonly profile: Profile,
@@ -136,10 +224,11 @@ export class State {
   ) {
     if (from) {
       this.ids = from.ids.clone();
-      this.objects = new Map();
+      this.objects = new ObjectMap();
       for (const [id, o] of from.objects) {
         if (o.kind === 'ioas') this.objects.set(id, { ...o, space: o.space.clone() });
         else if (o.kind === 'ioasid') this.objects.set(id, { ...o, space: o.space?.clone() });
+        else if (o.kind === 'fault') this.objects.set(id, { ...o, queue: o.queue.clone() });
         else this.objects.set(id, { ...o });
       }
       this.devices = from.devices.map((d) => ({ ...d, attachments: [...d.attachments] }));
@@ -147,9 +236,16 @@ export class State {
       this.vfioIoas = from.vfioIoas;
       this.rlimitMode = from.rlimitMode;
       this.nextPages = from.nextPages;
+      this.pri = { ...from.pri, partial: new Map(from.pri.partial) };
+      this.rfcFaults = from.rfcFaults.clone();
+      this.stepIndex = from.stepIndex;
+      this.rfcx = from.rfcx.clone();
     } else {
+      this.pri = { partial: new Map(), raised: 0, answered: 0, nextSeq: 1 };
+      this.rfcFaults = new FaultQueue();
+      this.rfcx = new RfcState();
       this.ids = new IdAllocator();
-      this.objects = new Map();
+      this.objects = new ObjectMap();
       this.devices = platform.devices.map(() => ({ boundId: 0, hwpt: 0, attachments: [] }));
       this.container = { groups: [], iommuType: 0, space: new Space(), dmaAvail: platform.limits.dmaEntryLimit };
     }

@@ -4,8 +4,8 @@
  * @module
  */
 import { iommufdAlignment, minPageSize } from './core/placement.ts';
-import type { Space, State } from './state.ts';
-import type { ModelView, ObjectInfo } from './view.ts';
+import type { FaultQueue, Space, State } from './state.ts';
+import type { FaultQueueInfo, ModelView, ObjectInfo } from './view.ts';
 
 /** Builds a view that always reads the current state returned by `get`. */
 export function createView(get: () => State): ModelView {
@@ -35,7 +35,7 @@ export function createView(get: () => State): ModelView {
           out.push({
             id: o.id,
             kind: o.kind,
-            format: o.nestParent ? 'nest-parent' : o.auto ? 'auto' : 'manual',
+            format: o.nestParent ? 'nest-parent' : o.auto ? 'auto' : o.fault !== 0 ? 'fault' : 'manual',
             parent: o.kind === 'hwpt-nested' ? o.parent : o.ioas,
           });
         else out.push({ id: o.id, kind: o.kind });
@@ -79,6 +79,42 @@ export function createView(get: () => State): ModelView {
             : []
           : d.attachments.map((a) => (a.pasid === undefined ? { pt: a.ioasid } : { pt: a.ioasid, pasid: a.pasid }));
       return { bound: d.boundId !== 0, devId: st.profile === 'iommufd' ? d.boundId : 0, attachedTo };
+    },
+    rfc() {
+      const st = get();
+      const x = st.rfcx;
+      return {
+        registrations: x.regs.map((r) => ({ buf: r.buf, off: r.off, size: r.last - r.va + 1n })),
+        // Computed on access only: it walks every object.
+        get tables() {
+          const tables: { id: number; tableFormat: string; bound: boolean }[] = [];
+          for (const o of st.objects.values())
+            if (o.kind === 'ioasid' && o.tableFormat !== undefined)
+              tables.push({ id: o.id, tableFormat: o.tableFormat, bound: o.bound !== undefined });
+          return tables.sort((a, b) => a.id - b.id);
+        },
+        mode: x.mode,
+        globalMin: x.globalMin,
+        cpu: [...x.cpu].map(([pasid, key]) => ({ pasid, ioasid: x.kpasids.get(key)?.ioasid ?? 0 })),
+      };
+    },
+    faults() {
+      const st = get();
+      const info = (id: number, fdOpen: boolean, q: FaultQueue): FaultQueueInfo => ({
+        id,
+        fdOpen,
+        queued: q.deliver.map((g) => g.requests.length),
+        awaiting: [...q.response].map(([cookie, a]) => ({
+          cookie,
+          readStep: a.readStep,
+          first: a.first,
+          table: a.group.table,
+        })),
+      });
+      if (st.profile === 'rfc') return [info(0, true, st.rfcFaults)];
+      const out: FaultQueueInfo[] = [];
+      for (const o of st.objects.values()) if (o.kind === 'fault') out.push(info(o.id, o.fdOpen, o.queue));
+      return out.sort((a, b) => a.id - b.id);
     },
     container() {
       const ct = get().container;

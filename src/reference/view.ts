@@ -16,7 +16,7 @@ export type ObjectKind = 'ioas' | 'hwpt-paging' | 'hwpt-nested' | 'device' | 'fa
 export interface ObjectInfo {
   readonly id: number;
   readonly kind: ObjectKind;
-  /** For rfc IOASIDs: the format declared at creation; for HWPTs: `nest-parent` when allocated so. */
+  /** For rfc IOASIDs: the format declared at creation; for HWPTs: `nest-parent`, `auto`, `fault` (a nested HWPT with a FAULT) or `manual`. */
   readonly format?: string;
   /** The IOAS (iommufd) or parent IOASID (rfc) it hangs off, when it has one. */
   readonly parent?: number;
@@ -46,4 +46,41 @@ export interface ModelView {
   device(dev: number): { bound: boolean; devId: number; attachedTo: readonly { pt: number; pasid?: number }[] };
   /** vfio-type1: the container's state. */
   container(): { groups: readonly number[]; iommuType: number };
+  /** The fault queues (chapter FAULT): iommufd FAULT objects by ID, and the rfc fd's queue as ID 0. */
+  faults(): readonly FaultQueueInfo[];
+  /** rfc: what the user knows of chapters MEM, BIND and PASID (see {@link RfcView}). */
+  rfc(): RfcView;
+}
+
+/**
+ * The rfc state a user can track from its own commands: its pre-registrations, the table formats it declared and
+ * whether it bound a table, the PASID scheme and split it set, and the CPU translations it made. Never a
+ * kernel-allocated PASID (register Q-PASID-002).
+ */
+export interface RfcView {
+  readonly registrations: readonly { readonly buf: number; readonly off: bigint; readonly size: bigint }[];
+  /** User-table IOASIDs: the vendor format declared at creation and whether a table is bound. */
+  readonly tables: readonly { readonly id: number; readonly tableFormat: string; readonly bound: boolean }[];
+  readonly mode: 'per-rid' | 'global';
+  /** The global split, 0 while unset. */
+  readonly globalMin: number;
+  /** CPU translations: user PASID → the IOASID given to KVM_MAP_PASID. */
+  readonly cpu: readonly { readonly pasid: number; readonly ioasid: number }[];
+}
+
+/** A fault queue as its reader knows it: the groups it has not read yet and the ones it read and owes a response. */
+export interface FaultQueueInfo {
+  /** The FAULT object (iommufd), or 0 for the rfc fd's queue. */
+  readonly id: number;
+  /** iommufd: whether the fault fd is open (always true for rfc). */
+  readonly fdOpen: boolean;
+  /** Number of records of each queued group, oldest first. */
+  readonly queued: readonly number[];
+  /** Groups read and awaiting a response: the cookie, the read step that returned it (and whether as its first group, i.e. its `cookie` output), the HWPT or IOASID that faulted. */
+  readonly awaiting: readonly {
+    readonly cookie: number;
+    readonly readStep: number;
+    readonly first: boolean;
+    readonly table: number;
+  }[];
 }

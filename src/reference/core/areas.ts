@@ -8,6 +8,7 @@
  */
 import { bigintTree, type BTree } from './btree.ts';
 import { U64_MAX, intersects } from '../u64.ts';
+import { journalRanges } from './journal.ts';
 
 /** One mapping: IOVAs `[iova, last]` translate to user memory starting at `va` (buffer `buf`, offset `off`). */
 export interface Area {
@@ -129,6 +130,7 @@ export class RangeSet {
 
   /** Adds ranges. */
   add(...ranges: OwnedRange[]): void {
+    journalRanges(this);
     this.ranges = [...this.ranges, ...ranges];
   }
 
@@ -139,6 +141,7 @@ export class RangeSet {
 
   /** Replaces the whole set. */
   replace(ranges: OwnedRange[]): void {
+    journalRanges(this);
     this.ranges = ranges;
   }
 

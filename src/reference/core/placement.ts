@@ -9,6 +9,7 @@ import { U64_MAX, lowestBit, roundupPow2 } from '../u64.ts';
 import type { Platform } from '../platform.ts';
 import type { Space } from '../state.ts';
 import { bufferBase } from '../args.ts';
+import { journalArea } from './journal.ts';
 
 /** The smallest IOMMU page size of the platform (the lowest set bit of its page-size bitmap). */
 export function minPageSize(platform: Platform): bigint {
@@ -54,6 +55,7 @@ export function makeArea(
 
 /** Inserts an area into a space, keeping the accounting counters. */
 export function addArea(space: Space, platform: Platform, a: Area): void {
+  journalArea('insert', space, a);
   space.areas.insert(a);
   if (!userMemoryValid(platform, a.buf, a.off, a.last - a.iova + 1n)) space.badAreas++;
   space.pagesUsers.set(a.pages, (space.pagesUsers.get(a.pages) ?? 0) + 1);
@@ -61,6 +63,7 @@ export function addArea(space: Space, platform: Platform, a: Area): void {
 
 /** Removes an area from a space, keeping the accounting counters. */
 export function removeArea(space: Space, platform: Platform, a: Area): void {
+  journalArea('remove', space, a);
   space.areas.remove(a.iova);
   if (!userMemoryValid(platform, a.buf, a.off, a.last - a.iova + 1n)) space.badAreas--;
   const n = (space.pagesUsers.get(a.pages) ?? 1) - 1;
