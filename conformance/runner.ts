@@ -32,6 +32,7 @@ import { createAdapter, isConfigurable, isPortable, type AdapterOptions } from '
 import { AdapterOpenError } from './adapters/stdio.ts';
 import { UsageError } from './errors.ts';
 import { CapabilitiesCodec, checkCapabilities, toWireJson } from './protocol.ts';
+import { refinerFactory, type Refiner } from './refine.ts';
 import type { Command, Outcome, OutValue, Profile } from '../src/reference/commands.ts';
 import { Model, isModelLimit } from '../src/reference/model.ts';
 import { decodeTrace, encodeTrace, type Trace } from '../src/reference/trace.ts';
@@ -315,8 +316,11 @@ export function checkReplies(
   steps: readonly Command[],
   reply: TraceReply,
   keepDetail = false,
+  refine?: RefinerFactory,
 ): Verdict {
   const model = new Model({ profile: caps.profile, features: new Set(caps.features), platform: caps.platform });
+  // `run --refine`: the reference (or a broken) driver realises each step on the hardware model (chapter REF).
+  const refiner = refine?.(caps);
   const hits: Record<string, number> = {};
   const detail: CheckedStep[] = [];
   const done = (n: number, failure?: Failure): Verdict => ({
@@ -388,6 +392,18 @@ export function checkReplies(
         observed: r.outcome,
       });
     }
+    if (refiner !== undefined) {
+      const rr = refiner.afterStep(steps[i]!, res.outcome, model.view);
+      for (const c of rr.clauses) hits[c] = (hits[c] ?? 0) + 1;
+      if (rr.violation !== undefined)
+        return done(i + 1, {
+          kind: 'violation',
+          step: i,
+          clauses: unique([...clauses, ...rr.clauses]),
+          violated: [rr.violation.clause],
+          message: `${rr.violation.clause} (refinement): ${rr.violation.message}`,
+        });
+    }
   }
   if (reply.error !== undefined)
     return done(steps.length, {
@@ -405,6 +421,7 @@ export async function runAndCheck(
   caps: Capabilities,
   steps: readonly Command[],
   keepDetail = false,
+  refine?: RefinerFactory,
 ): Promise<Verdict> {
   let reply: TraceReply;
   try {
@@ -415,8 +432,11 @@ export async function runAndCheck(
       error: { kind: 'crash', message: `adapter "${adapter.name}" threw: ${(e as Error).message}` },
     };
   }
-  return checkReplies(caps, steps, reply, keepDetail);
+  return checkReplies(caps, steps, reply, keepDetail, refine);
 }
+
+/** Makes the refinement check of one trace (`run --refine`, conformance/refine.ts). */
+export type RefinerFactory = (caps: Capabilities) => Refiner;
 
 /** Whether two failures are the same failure for shrinking: same kind and a shared clause (or both without clauses). */
 export function sameFailure(a: Failure, b: Failure): boolean {
@@ -437,6 +457,8 @@ export interface TraceContext {
   readonly seed: number;
   readonly reportDir: string;
   readonly shrinkBudget: number;
+  /** `run --refine`: the refinement check run after every step. */
+  readonly refine?: RefinerFactory;
 }
 
 /** The record of one trace of a run. */
@@ -493,7 +515,7 @@ function realisedFailure(r: Realised): Failure | undefined {
 async function checkRealised(ctx: TraceContext, r: Realised): Promise<Verdict> {
   const f = realisedFailure(r);
   if (f !== undefined) return { steps: r.trace.steps.length, hits: {}, failure: f };
-  return runAndCheck(ctx.adapter, ctx.caps, r.trace.steps);
+  return runAndCheck(ctx.adapter, ctx.caps, r.trace.steps, false, ctx.refine);
 }
 
 /** Runs random trace `index` (fast-check run `index` of the seed) once, without shrinking; saves it when it fails. */
@@ -570,7 +592,7 @@ export async function shrinkIndex(ctx: TraceContext, index: number, original: Fa
   let { steps } = best.r.trace;
   let failure = best.v.failure!;
   if (failure.kind !== 'model-error' && failure.kind !== 'generator-error') {
-    const d = await shrinkTraceSteps(ctx.adapter, ctx.caps, steps, failure, Math.max(0, total - runs));
+    const d = await shrinkTraceSteps(ctx.adapter, ctx.caps, steps, failure, Math.max(0, total - runs), ctx.refine);
     runs += d.runs;
     steps = d.steps;
     failure = d.failure;
@@ -619,8 +641,13 @@ export function loadCorpus(dir: string, caps: Capabilities): CorpusEntry[] {
 }
 
 /** Runs one corpus trace. */
-export async function runCorpusTrace(adapter: Adapter, caps: Capabilities, e: CorpusEntry): Promise<TraceRecord> {
-  const v = await runAndCheck(adapter, caps, e.trace!.steps);
+export async function runCorpusTrace(
+  adapter: Adapter,
+  caps: Capabilities,
+  e: CorpusEntry,
+  refine?: RefinerFactory,
+): Promise<TraceRecord> {
+  const v = await runAndCheck(adapter, caps, e.trace!.steps, false, refine);
   const key = `corpus/${basename(e.file)}`;
   return {
     key,
@@ -947,6 +974,8 @@ export interface RunOptions {
   /** The regression corpus directory; undefined to skip it. */
   readonly corpusDir: string | undefined;
   readonly shrinkBudget: number;
+  /** `--refine`: the driver (`reference`, `broken-<bug>`) whose refinement is checked after every step. */
+  readonly refine?: string;
   /** Progress events (the CLI draws a bar or prints lines). */
   readonly onProgress?: (p: {
     phase: 'corpus' | 'random' | 'shrink';
@@ -1083,6 +1112,7 @@ export async function runConformance(opts: RunOptions): Promise<RunOutcome> {
     seed: opts.seed,
     reportDir: opts.reportDir,
     shrinkBudget: opts.shrinkBudget,
+    ...(opts.refine === undefined ? {} : { refine: refinerFactory(opts.refine) }),
   };
   const records: TraceRecord[] = [];
   const skipped: { file: string; reason: string }[] = [];
@@ -1095,7 +1125,7 @@ export async function runConformance(opts: RunOptions): Promise<RunOutcome> {
       const runnable = entries.filter((e) => e.trace !== undefined);
       for (const e of entries) if (e.skip !== undefined) skipped.push({ file: relativePath(e.file), reason: e.skip });
       for (const e of runnable) {
-        const r = await runCorpusTrace(adapter, caps, e);
+        const r = await runCorpusTrace(adapter, caps, e, ctx.refine);
         records.push({ ...r, ...(r.file === undefined ? {} : { file: r.file }) });
         if (r.failure) failedSoFar++;
         opts.onProgress?.({ phase: 'corpus', done: records.length, total: runnable.length, failed: failedSoFar });
@@ -1342,6 +1372,7 @@ async function workerMain(init: WorkerInit): Promise<void> {
     seed: opts.seed,
     reportDir: opts.reportDir,
     shrinkBudget: opts.shrinkBudget,
+    ...(opts.refine === undefined ? {} : { refine: refinerFactory(opts.refine) }),
   };
   port.on('message', (m: ToWorker) => {
     void (async () => {
@@ -1397,6 +1428,7 @@ export async function shrinkTraceSteps(
   steps: readonly Command[],
   original: Failure,
   budget: number,
+  refine?: RefinerFactory,
 ): Promise<{ steps: Command[]; failure: Failure; runs: number }> {
   let cur = steps.slice(0, Math.min(steps.length, original.step + 1));
   let failure = original;
@@ -1404,7 +1436,7 @@ export async function shrinkTraceSteps(
   const tryCandidate = async (c: Command[]): Promise<boolean> => {
     if (runs >= budget) return false;
     runs++;
-    const v = await runAndCheck(adapter, caps, c);
+    const v = await runAndCheck(adapter, caps, c, false, refine);
     if (v.failure !== undefined && sameFailure(v.failure, original)) {
       cur = c.slice(0, v.failure.step + 1);
       failure = v.failure;
