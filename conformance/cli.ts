@@ -12,6 +12,7 @@ import { pathToFileURL } from 'node:url';
 import { specCommand } from './spec-cli.ts';
 import { corpusCommand, mergeCommand, replayTraceCommand, runCommand, shrinkCommand } from './run-cli.ts';
 import { UsageError } from './errors.ts';
+import { reportCommand } from './report-cli.ts';
 
 const USAGE = `usage: ioasid-conformance <command> [options]
 
@@ -24,6 +25,7 @@ commands:
   shrink TRACE            shrink a failing trace file by deleting steps
   corpus add TRACE        add a trace to the regression corpus (corpus list: show it)
   merge RESULTS...        merge the results.json of shards or adapters
+  report RESULTS...       per-clause reports: report.json, junit.xml, summary.md, report.html
 
 Run "ioasid-conformance <command> --help" for the options of a command.`;
 
@@ -44,6 +46,8 @@ export async function main(argv: readonly string[]): Promise<number> {
         return await corpusCommand(rest);
       case 'merge':
         return mergeCommand(rest);
+      case 'report':
+        return reportCommand(rest);
       case undefined:
       case 'help':
       case '--help':

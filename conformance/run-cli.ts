@@ -21,6 +21,8 @@ import { adapterNames, createAdapter, isConfigurable, type AdapterOptions } from
 import { AdapterOpenError } from './adapters/stdio.ts';
 import { UsageError } from './errors.ts';
 import { toWireJson } from './protocol.ts';
+import { writeRunReports } from './report-cli.ts';
+import { DRIVER_NAMES, refinerFactory } from './refine.ts';
 import { formatJson } from './schema/export.ts';
 import {
   junitXml,
@@ -65,11 +67,14 @@ options:
   --timeout MS          per-request timeout of out-of-process adapters (default 30000)
   --corpus-dir DIR      the regression corpus (default ${DEFAULT_CORPUS_DIR}); --no-corpus to skip it
   --shrink-budget N     most runs spent shrinking one failure (default 1000)
+  --refine              also check refinement (chapter REF): after every step a driver realises the uAPI state on
+                        the VT-d hardware model and DMA probes must have the outcome the state implies
+  --driver NAME         the driver --refine checks: reference (default) or broken-<bug> (${DRIVER_NAMES.slice(1).join(', ')})
   --quiet               no progress output
 
 exit codes: 0 all traces passed; 1 a trace failed or the adapter could not start; 2 bad input`;
 
-const REPLAY_HELP = `usage: ioasid-conformance replay TRACE [--adapter NAME] [--timeout MS] [--quiet]
+const REPLAY_HELP = `usage: ioasid-conformance replay TRACE [--adapter NAME] [--timeout MS] [--refine [--driver NAME]] [--quiet]
 
 Runs one trace file on an adapter (default: reference) in lockstep with the reference model and prints each step.
 Exit code 0 when the trace conforms, 1 when it diverges, 2 on bad input.`;
@@ -109,6 +114,16 @@ function parse(
     const command = /^usage: ioasid-conformance (\w+)/.exec(help)?.[1] ?? '';
     throw new UsageError(`${(e as Error).message} (see "ioasid-conformance ${command} --help")`);
   }
+}
+
+/** `--refine` / `--driver`: the driver whose refinement is checked, or undefined without `--refine`. */
+function refineFlags(refine: string | boolean | undefined, driver: string | boolean | undefined): string | undefined {
+  if (driver !== undefined && refine !== true) throw new UsageError('--driver needs --refine');
+  if (refine !== true) return undefined;
+  const name = typeof driver === 'string' ? driver : 'reference';
+  if (!DRIVER_NAMES.includes(name))
+    throw new UsageError(`--driver must be one of ${DRIVER_NAMES.join(', ')}, got "${name}"`);
+  return name;
 }
 
 function intFlag(name: string, v: string | undefined, def: number, min: number, max = Number.MAX_SAFE_INTEGER): number {
@@ -226,6 +241,8 @@ export async function runCommand(argv: readonly string[]): Promise<number> {
       'corpus-dir': { type: 'string' },
       'no-corpus': { type: 'boolean' },
       'shrink-budget': { type: 'string' },
+      refine: { type: 'boolean' },
+      driver: { type: 'string' },
       quiet: { type: 'boolean' },
     },
     RUN_HELP,
@@ -264,6 +281,7 @@ export async function runCommand(argv: readonly string[]): Promise<number> {
   if (corpusDir !== undefined && v['corpus-dir'] !== undefined && !existsSync(corpusDir))
     throw new UsageError(`--corpus-dir ${corpusDir}: no such directory`);
   const reportDir = (v['report-dir'] as string | undefined) ?? DEFAULT_REPORT_DIR;
+  const refine = refineFlags(v.refine, v.driver);
   const adapterOptions: AdapterOptions = {
     ...(profile === undefined ? {} : { profile }),
     ...(features === undefined || !isConfigurable(adapter) ? {} : { features }),
@@ -286,6 +304,7 @@ export async function runCommand(argv: readonly string[]): Promise<number> {
     reportDir,
     corpusDir,
     shrinkBudget,
+    ...(refine === undefined ? {} : { refine }),
     ...(v.quiet ? {} : { onProgress: progressPrinter(false) }),
   };
   const t0 = performance.now();
@@ -297,6 +316,7 @@ export async function runCommand(argv: readonly string[]): Promise<number> {
     const entry = Object.values(out.results.adapters)[0];
     if (entry !== undefined && 'error' in entry && entry.stderr) console.log(`its stderr:\n${entry.stderr}`);
     console.log(`results: ${resultsFile}`);
+    for (const line of writeRunReports(reportDir, out.results)) console.log(line);
     console.log('0 passed, 1 failed');
     return 1;
   }
@@ -314,7 +334,9 @@ export async function runCommand(argv: readonly string[]): Promise<number> {
         : `    trace: ${f.file} (did not fail again when rerun: not shrunk)`,
     );
     if (f.stderr) console.log(`    adapter stderr (last lines): ${f.stderr.trim().split('\n').slice(-3).join(' | ')}`);
-    console.log(`    replay: ${s.length >= 0 ? replayCommand(file, adapter) : f.replay}`);
+    console.log(
+      `    replay: ${s.length >= 0 ? replayCommand(file, adapter) : f.replay}${refine === undefined ? '' : ` --refine --driver ${refine}`}`,
+    );
   }
   const corpusFails = entry.failures.filter((f) => f.trace.startsWith('corpus/'));
   for (const f of corpusFails)
@@ -344,6 +366,7 @@ export async function runCommand(argv: readonly string[]): Promise<number> {
       (out.shrinks.length > 0 ? `; shrinking ${(out.timings.shrinkMs / 1000).toFixed(2)} s` : ''),
   );
   console.log(`results: ${resultsFile}`);
+  for (const line of writeRunReports(reportDir, out.results)) console.log(line);
   if (v.junit !== undefined) {
     writeFileAtomic(v.junit as string, junitXml(out.results));
     console.log(`junit: ${String(v.junit)}`);
@@ -420,7 +443,13 @@ function outcomeText(o: { ok: boolean; errno?: string; out?: object }): string {
 export async function replayTraceCommand(argv: readonly string[]): Promise<number> {
   const { values: v, positionals } = parse(
     argv,
-    { adapter: { type: 'string' }, timeout: { type: 'string' }, quiet: { type: 'boolean' } },
+    {
+      adapter: { type: 'string' },
+      timeout: { type: 'string' },
+      refine: { type: 'boolean' },
+      driver: { type: 'string' },
+      quiet: { type: 'boolean' },
+    },
     REPLAY_HELP,
     true,
   );
@@ -446,7 +475,14 @@ export async function replayTraceCommand(argv: readonly string[]): Promise<numbe
   const { adapter, caps, warnings } = opened;
   try {
     for (const w of warnings) console.log(`warning: ${w}`);
-    const verdict = await runAndCheck(adapter, caps, trace.steps, true);
+    const refine = refineFlags(v.refine, v.driver);
+    const verdict = await runAndCheck(
+      adapter,
+      caps,
+      trace.steps,
+      true,
+      refine === undefined ? undefined : refinerFactory(refine),
+    );
     if (!v.quiet)
       for (const [i, s] of (verdict.detail ?? []).entries()) {
         const same = outcomeText(s.expected) === outcomeText(s.observed);
