@@ -6,6 +6,7 @@
  *   over the JSON-lines protocol: the end-to-end check of the protocol and of the stdio adapter;
  * - `buggy-<bug>` — the reference with one injected defect ({@link BUGS}), in process; `buggy-stdio-<bug>` the same
  *   over stdio;
+ * - `linux-iommufd`, `linux-vfio-type1`, `linux-iommufd-vfio-compat` — a real Linux kernel under QEMU (./linux.ts);
  * - `stdio:<command line>` — any implementation speaking the protocol (`stdio:./my-impl --flag`);
  * - names tests register with {@link registerAdapter}.
  *
@@ -17,6 +18,7 @@ import type { Profile } from '../../src/reference/commands.ts';
 import type { Platform } from '../../src/reference/platform.ts';
 import { UsageError } from '../errors.ts';
 import { toWireJson } from '../protocol.ts';
+import { LINUX_ADAPTERS, LinuxAdapter } from './linux.ts';
 import { BUGS, ReferenceAdapter } from './reference.ts';
 import { StdioAdapter, splitCommandLine } from './stdio.ts';
 
@@ -72,6 +74,20 @@ for (const bug of Object.keys(BUGS)) {
         cwd: REPO_ROOT,
         ...(o.timeoutMs === undefined ? {} : { timeoutMs: o.timeoutMs }),
       }),
+  };
+}
+
+// The Linux lane (linux/setup.sh builds the kernels): a real kernel under QEMU, see ./linux.ts.
+for (const [linux, spec] of Object.entries(LINUX_ADAPTERS)) {
+  BUILTIN[linux] = {
+    describe: spec.describe,
+    make: (name, o) => {
+      try {
+        return new LinuxAdapter(name, o.timeoutMs === undefined ? {} : { timeoutMs: o.timeoutMs });
+      } catch (e) {
+        throw new UsageError(`adapter "${name}": ${(e as Error).message}`);
+      }
+    },
   };
 }
 
