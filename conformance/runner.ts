@@ -802,8 +802,18 @@ function relativePath(p: string): string {
 
 /** Merges two results of the same adapter and settings (shards). Throws an Error saying why they cannot merge. */
 export function mergeAdapterResults(x: AdapterResults, y: AdapterResults, spec: Spec | undefined): AdapterResults {
-  if (toWireJson(x.capabilities) !== toWireJson(y.capabilities))
-    throw new Error('the results come from adapters with different capabilities');
+  if (toWireJson(x.capabilities) !== toWireJson(y.capabilities)) {
+    const [a, b] = [x.capabilities, y.capabilities];
+    const what =
+      a.profile !== b.profile
+        ? `profile ${a.profile} vs ${b.profile}`
+        : toWireJson(a.features) !== toWireJson(b.features)
+          ? `features ${a.features.join(',')} vs ${b.features.join(',')}`
+          : 'platform or description';
+    throw new Error(
+      `two results of adapter "${a.name}" declare different capabilities (${what}): they are not shards of one run; give the implementations distinct names`,
+    );
+  }
   if (toWireJson(x.settings) !== toWireJson(y.settings))
     throw new Error('the results come from runs with different settings (seed, runs, max steps, features…)');
   const xs = x.partial?.shards ?? null;

@@ -46,7 +46,10 @@ export interface ReferenceOptions {
   readonly platform?: Platform;
   /** A bug to inject (a key of {@link BUGS}). */
   readonly bug?: string;
-  /** The name capabilities declare (default `reference`, or `reference+<bug>`). */
+  /**
+   * The name capabilities declare: by default `reference` in the default profile, `reference/<profile>` in another
+   * (so that runs of the three profiles merge into one report), or `reference+<bug>`.
+   */
   readonly declaredName?: string;
 }
 
@@ -67,7 +70,13 @@ function bugFeatures(name: string | undefined, profile: Profile): readonly strin
 export function referenceCapabilities(opts: ReferenceOptions = {}): Capabilities {
   const profile = opts.profile ?? (opts.bug === undefined ? undefined : BUGS[opts.bug]?.profile) ?? DEFAULT_PROFILE;
   return {
-    name: opts.declaredName ?? (opts.bug === undefined ? 'reference' : `reference+${opts.bug}`),
+    name:
+      opts.declaredName ??
+      (opts.bug !== undefined
+        ? `reference+${opts.bug}`
+        : profile === DEFAULT_PROFILE
+          ? 'reference'
+          : `reference/${profile}`),
     profile,
     features: [...new Set(opts.features ?? [...REFERENCE_FEATURES[profile], ...bugFeatures(opts.bug, profile)])].sort(),
     platform: opts.platform ?? defaultPlatform(),

@@ -173,6 +173,31 @@ describe('runner: runs', function () {
     assert.throws(() => mergeResults([parts[0]!, parts[0]!], undefined), /shard 1 is in both results/);
   });
 
+  it('--profile: runs of the reference in its three profiles merge into one result set; a same-named clash says why', async () => {
+    const { spec } = loadSpec();
+    const runs: Results[] = [];
+    for (const profile of ['iommufd', 'rfc', 'vfio-type1'] as const)
+      runs.push((await runConformance(opts(`profiles-${profile}`, { runs: 3, adapterOptions: { profile } }))).results);
+    const merged = mergeResults(runs, spec);
+    assert.deepEqual(Object.keys(merged.adapters).sort(), ['reference', 'reference/rfc', 'reference/vfio-type1']);
+    for (const [name, entry] of Object.entries(merged.adapters))
+      assert.equal(
+        (entry as AdapterResults).capabilities.profile,
+        name === 'reference' ? 'iommufd' : name.slice('reference/'.length),
+      );
+    // Two implementations that declare the same name but different profiles are not shards of one run.
+    const rfc = structuredClone(runs[1]!);
+    const entry = rfc.adapters['reference/rfc'] as AdapterResults;
+    const renamed: Results = {
+      ...rfc,
+      adapters: { reference: { ...entry, capabilities: { ...entry.capabilities, name: 'reference' } } },
+    };
+    assert.throws(
+      () => mergeResults([runs[0]!, renamed], spec),
+      /adapter "reference" declare different capabilities \(profile iommufd vs rfc\)/,
+    );
+  });
+
   it('reference-stdio gives the same results.json as the in-process reference', async () => {
     const inproc = await runConformance(opts('stdio', { runs: 6 }));
     const stdio = await runConformance(opts('stdio', { runs: 6, adapter: 'reference-stdio' }));
