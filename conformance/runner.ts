@@ -271,6 +271,8 @@ export interface Failure {
   readonly clauses: readonly string[];
   /** For a violation: the clauses broken. */
   readonly violated?: readonly string[];
+  /** For a divergence where the model expected an error: the clause whose check gives that error. */
+  readonly decidedBy?: string;
   readonly message: string;
   readonly expected?: Outcome;
   readonly observed?: Outcome;
@@ -377,6 +379,7 @@ export function checkReplies(
         kind: 'divergence',
         step: i,
         clauses,
+        ...(res.decidedBy === undefined ? {} : { decidedBy: res.decidedBy }),
         message: diff,
         expected: res.outcome,
         observed: r.outcome,
@@ -711,6 +714,18 @@ function unreachedOf(
     .filter((id) => reported(id, patterns));
 }
 
+/**
+ * The clauses a failure counts against in the per-clause statistics: the clauses a violation broke; for a divergence
+ * where the model expected an error, the clause whose check gives it (the implementation skipped or reordered that
+ * check); otherwise every clause the model evaluated at the failing step (which of them the implementation got wrong
+ * cannot be told from one outcome).
+ */
+export function blamedClauses(f: Pick<Failure, 'clauses' | 'violated' | 'decidedBy'>): readonly string[] {
+  if (f.violated !== undefined && f.violated.length > 0) return unique([...f.violated]);
+  if (f.decidedBy !== undefined) return [f.decidedBy];
+  return f.clauses;
+}
+
 /** Aggregates trace records into the results of one adapter. */
 export function aggregate(a: AggregateInput): AdapterResults {
   const records = [...a.records].sort((x, y) => compareKeys(x.key, y.key));
@@ -763,7 +778,7 @@ export function aggregate(a: AggregateInput): AdapterResults {
         sh !== undefined && sh.length >= 0
           ? { file: relativePath(sh.file), step: sh.failure.step }
           : { file, step: f.step };
-      for (const id of unique([...f.clauses, ...(f.violated ?? [])])) {
+      for (const id of blamedClauses(f)) {
         if (!reported(id, patterns)) continue;
         const s = stat(id);
         s.failures++;

@@ -265,7 +265,7 @@ export function reportHtml(r: Report): string {
   }
   parts.push(
     `<section id="matrix"><h2>Implementation × clause <small>${r.clauses.length} clauses × ${adapters.length} adapter(s)</small></h2>${legend()}`,
-    `<p class="lead">A clause passes on an adapter when traces reached it and none failed at a step that evaluated it; a failing cell links to its first failing trace and replay command. Steps: how many checked steps evaluated the clause, over all adapters.</p>`,
+    `<p class="lead">A clause passes on an adapter when traces reached it and no failure was counted against it (a violation counts against the clauses it broke, an expected error not given against the clause of that check, any other divergence against every clause the failing step evaluated); a failing cell links to its first failing trace and replay command. Steps: how many checked steps evaluated the clause, over all adapters.</p>`,
     `<div class="tbl"><table class="matrix"><thead><tr><th class="id">Clause</th><th>Title</th><th>Level</th><th class="num">Steps</th>${adapters.map((a) => `<th class="ad mono">${h(a.name)}</th>`).join('')}</tr></thead><tbody>${body.join('')}</tbody></table></div></section>`,
   );
   // Chapters.

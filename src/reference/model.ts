@@ -119,7 +119,8 @@ export class Model {
         ? this.invariants.around(this.state, c, ctx, () => this.abiThenDispatch(c, ctx))
         : this.abiThenDispatch(c, ctx);
     this.outcomes.push(outcome);
-    return { outcome, clauses: ctx.clauses, violations: ctx.violations };
+    const decidedBy = !outcome.ok && ctx.decidedBy !== undefined ? { decidedBy: ctx.decidedBy } : {};
+    return { outcome, clauses: ctx.clauses, violations: ctx.violations, ...decidedBy };
   }
 
   /** A snapshot of the state (cheap: mapping trees are copy-on-write). */

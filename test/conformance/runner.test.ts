@@ -15,6 +15,7 @@ import { UsageError } from '../../conformance/errors.ts';
 import {
   AdapterResults,
   Results,
+  blamedClauses,
   checkReplies,
   compareKeys,
   diffOutcome,
@@ -105,6 +106,17 @@ describe('runner: lockstep comparison', () => {
     assert.ok(v.failure.clauses.includes('MAP-026'), v.failure.clauses.join());
     assert.equal(v.steps, 3);
     assert.ok((v.hits['MAP-026'] ?? 0) >= 1);
+    // The per-clause statistics blame the check whose error the model expected, not every clause it evaluated.
+    assert.ok(v.failure.clauses.includes('MAP-038'), v.failure.clauses.join());
+    assert.equal(v.failure.decidedBy, 'MAP-026');
+    assert.deepEqual(blamedClauses(v.failure), ['MAP-026']);
+    // Where the model expected success, one outcome cannot tell which check the implementation got wrong.
+    const refused = checkReplies(caps, MAPPED, {
+      replies: [reply.replies[0]!, { outcome: { ok: false, errno: 'EINVAL' } }],
+    });
+    assert.equal(refused.failure?.decidedBy, undefined);
+    assert.deepEqual(blamedClauses(refused.failure!), refused.failure!.clauses);
+    assert.ok(refused.failure!.clauses.length > 1);
   });
 
   it('FD-004 an implementation-chosen ID that is not the lowest free one is a violation', () => {

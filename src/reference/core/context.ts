@@ -23,12 +23,19 @@ export interface StepResult {
   readonly clauses: readonly string[];
   /** Clauses the implementation's observed choices broke (empty when no observation was given). */
   readonly violations: readonly Violation[];
+  /**
+   * The clause whose check gave an error outcome (the last {@link StepContext.reject}); absent on success. Reports
+   * blame a divergence on it rather than on every clause the step evaluated.
+   */
+  readonly decidedBy?: string;
 }
 
 /** Records clauses and violations for one step. */
 export class StepContext {
   readonly clauses: string[] = [];
   readonly violations: Violation[] = [];
+  /** The clause of the last {@link StepContext.reject}. */
+  decidedBy: string | undefined;
 
   /**
    * @param observed the implementation's outcome of this step, when the model runs in lockstep with one; handlers
@@ -44,6 +51,7 @@ export class StepContext {
   /** Records `clause` and returns its error outcome. */
   reject(clause: string, errno: string, out?: Outputs): Outcome {
     this.clauses.push(clause);
+    this.decidedBy = clause;
     return out === undefined ? { ok: false, errno } : { ok: false, errno, out };
   }
 
