@@ -169,11 +169,23 @@ int platform_init(void)
 	return 0;
 }
 
+/*
+ * Native VFIO type1 (kernel A) registers its module parameters; iommufd's container emulation (kernel B) has none.
+ * Native type1 also offers the vaddr updates and the dirty-page tracking (migration capability) that the emulation
+ * lacks (INFO-025, INFO-028, INFO-029).
+ */
+static int native_type1(void)
+{
+	return access("/sys/module/vfio_iommu_type1/parameters/dma_entry_limit", F_OK) == 0;
+}
+
 void capabilities_json(struct sb *b)
 {
 	const char *profile = A.mode == MODE_IOMMUFD ? "iommufd" : "vfio-type1";
 	const char *features = A.mode == MODE_IOMMUFD ? (A.no_device ? "\"auto-iova\",\"copy\"" :
 								       "\"auto-iova\",\"copy\",\"dma-probe\"") :
+			       native_type1()	      ? (A.no_device ? "\"dirty-tracking\",\"type1-v1\",\"update-vaddr\"" :
+								       "\"dirty-tracking\",\"dma-probe\",\"type1-v1\",\"update-vaddr\"") :
 							(A.no_device ? "\"type1-v1\"" : "\"dma-probe\",\"type1-v1\"");
 	sb_printf(b, "{\"name\":");
 	sb_str(b, A.name);
@@ -187,13 +199,14 @@ void capabilities_json(struct sb *b)
 	 * Both /dev/vfio/vfio implementations (native type1 and iommufd's emulation) accept VFIO_TYPE1_IOMMU: type1-v1.
 	 * QEMU's intel-iommu (aw-bits 39): 4 KiB, 2 MiB and 1 GiB pages, a 39-bit aperture; the IOAS of an attached
 	 * device then reports [0, 0xfedfffff] and [0xfef00000, 0x7fffffffff] (the MSI window is the group's reserved
-	 * region). No nesting, PASID, IOPF or dirty tracking is declared: the lane does not exercise them.
+	 * region). No nesting, PASID, IOPF or IOMMU dirty tracking is declared: the lane does not exercise them. QEMU's
+	 * intel-iommu has no snoop control, so the IOMMU does not enforce cache coherency (VFIO_DMA_CC_IOMMU is 0).
 	 */
 	sb_printf(b,
 		  "\"platform\":{\"name\":\"qemu-q35-intel-iommu-edu\",\"iommu\":{\"pageSizes\":\"0x40201000\","
 		  "\"aperture\":{\"start\":\"0x0\",\"last\":\"0x7fffffffff\"},\"pgtableFormats\":[],\"pasidTableFormats\":[],"
 		  "\"nestingHw\":false,\"nestingSw\":false,\"pasidBits\":0,\"enqcmd\":false,\"iopf\":false,"
-		  "\"dirtyTracking\":false},\"devices\":[{\"name\":\"edu\",\"rid\":%d,\"group\":%d,\"kind\":\"physical\","
+		  "\"dirtyTracking\":false,\"enforceCoherency\":false},\"devices\":[{\"name\":\"edu\",\"rid\":%d,\"group\":%d,\"kind\":\"physical\","
 		  "\"parent\":-1,\"pasid\":false,\"pri\":false,\"ats\":false,\"enqcmd\":false,\"reserved\":%s}],"
 		  "\"buffers\":[",
 		  A.rid, A.group, reserved_json);
