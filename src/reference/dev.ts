@@ -298,7 +298,9 @@ function type1AttachGroup(st: State, ctx: StepContext, group: number): Outcome |
 /** VFIO_GROUP_SET_CONTAINER. */
 export function type1SetContainer(st: State, ctx: StepContext, c: VfioGroupSetContainerCmd): Outcome {
   const ct = st.container;
-  if (groupDevices(st, c.group).length === 0 || ct.groups.includes(c.group)) return ctx.reject('DEV-027', 'EINVAL');
+  // DEV-027: a group the platform does not have cannot be opened (/dev/vfio/N does not exist): ENOENT.
+  if (groupDevices(st, c.group).length === 0) return ctx.reject('DEV-027', 'ENOENT');
+  if (ct.groups.includes(c.group)) return ctx.reject('DEV-027', 'EINVAL');
   if (ct.iommuType !== 0) {
     const r = type1AttachGroup(st, ctx, c.group);
     if (r) return r;
@@ -311,6 +313,8 @@ export function type1SetContainer(st: State, ctx: StepContext, c: VfioGroupSetCo
 /** VFIO_GROUP_UNSET_CONTAINER: the last group takes the address space with it (FD-019). */
 export function type1UnsetContainer(st: State, ctx: StepContext, c: VfioGroupUnsetContainerCmd): Outcome {
   const ct = st.container;
+  // DEV-027: as for SET_CONTAINER, a group the platform does not have cannot be opened.
+  if (groupDevices(st, c.group).length === 0) return ctx.reject('DEV-027', 'ENOENT');
   if (!ct.groups.includes(c.group)) return ctx.reject('DEV-027', 'EINVAL');
   ct.groups = ct.groups.filter((g) => g !== c.group);
   for (const i of groupDevices(st, c.group)) ct.space.reserved.removeOwner(`dev:${i}`);

@@ -8,6 +8,7 @@ import { RFC_EXT, VFIO } from './commands.ts';
 import type { StepContext } from './core/context.ts';
 import { minPageSize } from './core/placement.ts';
 import { rfcReady } from './ioas.ts';
+import { enforcesCoherency } from './platform.ts';
 import type {
   IoasidCheckExtensionCmd,
   IoasidGetInfoCmd,
@@ -22,11 +23,18 @@ export function vfioApiVersion(_st: State, ctx: StepContext): Outcome {
   return ctx.ok({ version: 0 });
 }
 
-/** VFIO_CHECK_EXTENSION (vfio_iommu_type1_check_extension): 0 or 1 (INFO-025). */
+/** VFIO_CHECK_EXTENSION (vfio_iommu_type1_check_extension): 0 or 1 (INFO-025, INFO-029). */
 export function vfioCheckExtension(st: State, ctx: StepContext, c: VfioCheckExtensionCmd): Outcome {
-  const yes = [VFIO.TYPE1v2_IOMMU, VFIO.TYPE1_NESTING_IOMMU, VFIO.UNMAP_ALL, VFIO.DMA_CC_IOMMU] as number[];
+  const yes = [VFIO.TYPE1v2_IOMMU, VFIO.TYPE1_NESTING_IOMMU, VFIO.UNMAP_ALL] as number[];
   if (st.features.has('type1-v1')) yes.push(VFIO.TYPE1_IOMMU);
   ctx.hit('INFO-025');
+  // INFO-029: the answers that need the container's IOMMU model are 0 before VFIO_SET_IOMMU. DMA_CC_IOMMU: every
+  // domain enforces cache coherency (the platform's snoop control); UPDATE_VADDR: a declared feature (Q-INFO-008).
+  if (st.container.iommuType !== 0) {
+    ctx.hit('INFO-029');
+    if (enforcesCoherency(st.platform)) yes.push(VFIO.DMA_CC_IOMMU);
+    if (st.features.has('update-vaddr')) yes.push(VFIO.UPDATE_VADDR);
+  }
   return ctx.ok({ value: yes.includes(c.extension) ? 1 : 0 });
 }
 
@@ -38,9 +46,12 @@ export function vfioGetInfo(st: State, ctx: StepContext, c: VfioIommuGetInfoCmd)
   const ranges = ct.space.reserved.holes();
   ctx.hit('INFO-026');
   ctx.hit('INFO-027');
-  // The IOVA-range capability: 16-byte header + nr_iovas (4) + pad (4) + 16 bytes per range; DMA_AVAIL: 12 bytes
-  // padded to 16; MIGRATION: 32. The fixed part of vfio_iommu_type1_info is 24 bytes.
-  const capsSize = 16 + 8 + 16 * ranges.length + 16 + 32;
+  // INFO-028: the chain as vfio_info_cap_add builds it (each capability padded to 8 bytes). The IOVA-range
+  // capability: 8-byte vfio_info_cap_header + nr_iovas (4) + reserved (4) + 16 bytes per range; DMA_AVAIL: header +
+  // avail (4) = 12, padded to 16; MIGRATION (vfio_iommu_migration_build_caps, native type1's dirty page tracking,
+  // hence the dirty-tracking feature): header + flags + pad + pgsize_bitmap + max_dirty_bitmap_size = 32. The fixed
+  // part of vfio_iommu_type1_info is 24 bytes (Linux 6.12 native type1: 120 with two ranges; iommufd's emulation: 88).
+  const capsSize = 8 + 8 + 16 * ranges.length + 16 + (st.features.has('dirty-tracking') ? 32 : 0);
   const full = 24 + capsSize;
   if (c.argsz < full) ctx.hit('INFO-028');
   return ctx.ok({
@@ -48,7 +59,8 @@ export function vfioGetInfo(st: State, ctx: StepContext, c: VfioIommuGetInfoCmd)
     iova_pgsizes: st.platform.iommu.pageSizes & ~(minPageSize(st.platform) - 1n),
     cap_offset: c.argsz < full ? 0 : 24,
     iova_ranges: c.argsz < full ? [] : ranges.map((r) => ({ start: r.start, end: r.last })),
-    dma_avail: ct.dmaAvail,
+    // INFO-028: the capabilities, DMA_AVAIL among them, are copied only when the whole chain fits.
+    ...(c.argsz < full ? {} : { dma_avail: ct.dmaAvail }),
   });
 }
 

@@ -45,28 +45,55 @@ export type Device = t.TypeOf<typeof Device>;
 export const Buffer = t.type({ size: U64 }, 'Buffer');
 export type Buffer = t.TypeOf<typeof Buffer>;
 
-/** The IOMMU's capabilities. */
-export const Iommu = t.type(
+/**
+ * The IOMMU's optional capabilities: a platform may omit them, and every reader applies the documented default (see
+ * {@link enforcesCoherency}). Not for anything a generator or an implementation must always state.
+ */
+export const IommuOptional = t.partial(
   {
-    /** Bitmap of supported page sizes (bit n set: 2^n bytes). The smallest is the IOVA granule. */
-    pageSizes: U64,
-    /** The aperture of a domain: IOVAs outside it cannot be translated. */
-    aperture: Range,
-    /** User page-table formats the IOMMU can walk as the first stage (e.g. `vtd-s1-4lvl`). */
-    pgtableFormats: t.array(t.string),
-    /** User PASID-table formats (e.g. `smmuv3-cd`); empty when PASID tables live in host memory (VT-d). */
-    pasidTableFormats: t.array(t.string),
-    nestingHw: t.boolean,
-    nestingSw: t.boolean,
-    /** PASID width in bits (20 on VT-d); 0 without PASID support. */
-    pasidBits: t.number,
-    enqcmd: t.boolean,
-    iopf: t.boolean,
-    dirtyTracking: t.boolean,
+    /**
+     * Whether a fresh IOMMU domain blocks PCIe no-snoop, i.e. `iommu_domain_ops.enforce_cache_coherency` succeeds.
+     * On VT-d this is ECAP.SC (snoop control) on every unit (intel/iommu.c:intel_iommu_enforce_cache_coherency,
+     * domain_support_force_snooping); QEMU's intel-iommu reports no SC unless `snoop-control=on`. Absent: true.
+     */
+    enforceCoherency: t.boolean,
   },
+  'IommuOptional',
+);
+
+/** The IOMMU's capabilities. */
+export const Iommu = t.intersection(
+  [
+    t.type({
+      /** Bitmap of supported page sizes (bit n set: 2^n bytes). The smallest is the IOVA granule. */
+      pageSizes: U64,
+      /** The aperture of a domain: IOVAs outside it cannot be translated. */
+      aperture: Range,
+      /** User page-table formats the IOMMU can walk as the first stage (e.g. `vtd-s1-4lvl`). */
+      pgtableFormats: t.array(t.string),
+      /** User PASID-table formats (e.g. `smmuv3-cd`); empty when PASID tables live in host memory (VT-d). */
+      pasidTableFormats: t.array(t.string),
+      nestingHw: t.boolean,
+      nestingSw: t.boolean,
+      /** PASID width in bits (20 on VT-d); 0 without PASID support. */
+      pasidBits: t.number,
+      enqcmd: t.boolean,
+      iopf: t.boolean,
+      dirtyTracking: t.boolean,
+    }),
+    IommuOptional,
+  ],
   'Iommu',
 );
 export type Iommu = t.TypeOf<typeof Iommu>;
+
+/**
+ * Whether the platform's IOMMU domains enforce cache coherency (`enforceCoherency`, default true: a VT-d with snoop
+ * control). It says nothing about a domain that already has mappings; the uAPI model asks it only for VFIO_DMA_CC_IOMMU.
+ */
+export function enforcesCoherency(p: Platform): boolean {
+  return p.iommu.enforceCoherency ?? true;
+}
 
 /** Limits of the process. */
 export const Limits = t.type(

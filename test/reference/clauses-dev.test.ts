@@ -410,7 +410,9 @@ describe('DEV-027 Adding a group to a container', () =>
       const m = bare(v.profile, ft);
       ok(m, [{ op: 'VFIO_GROUP_SET_CONTAINER', group: 1 }]);
       expectResult(m.step({ op: 'VFIO_GROUP_SET_CONTAINER', group: 1 }), 'EINVAL', 'already in the container');
-      expectResult(m.step({ op: 'VFIO_GROUP_SET_CONTAINER', group: 77 }), 'EINVAL', 'no such group');
+      expectResult(m.step({ op: 'VFIO_GROUP_SET_CONTAINER', group: 77 }), 'ENOENT', 'no such group: cannot be opened');
+      expectResult(m.step({ op: 'VFIO_GROUP_UNSET_CONTAINER', group: 77 }), 'ENOENT', 'no such group (unset)');
+      expectResult(m.step({ op: 'VFIO_GROUP_UNSET_CONTAINER', group: 2 }), 'EINVAL', 'a group not in the container');
       assert.deepEqual(m.view.container().groups, [1]);
     },
   }));

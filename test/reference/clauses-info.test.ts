@@ -287,11 +287,41 @@ describe('INFO-025 VFIO_CHECK_EXTENSION returns 0 or 1', () =>
       const ask = (e: number) => out(m, { op: 'VFIO_CHECK_EXTENSION', extension: e }).value;
       const answers = () => [1, 3, 9, 12345].map(ask);
       assert.deepEqual(answers(), [1, 1, 1, 0]);
+      // DMA_CC_IOMMU (4) and UPDATE_VADDR (10) need the IOMMU model: 0 before VFIO_SET_IOMMU, even when offered.
+      const early = bare(v.profile, [...ft, 'update-vaddr']);
+      assert.deepEqual(
+        [4, 10].map((e) => out(early, { op: 'VFIO_CHECK_EXTENSION', extension: e }).value),
+        [0, 0],
+      );
       ok(m, [
         { op: 'VFIO_GROUP_SET_CONTAINER', group: 1 },
         { op: 'VFIO_SET_IOMMU', type: v.type1 ?? 3 },
       ]);
       assert.deepEqual(answers(), [1, 1, 1, 0]);
+    },
+  }));
+
+describe('INFO-029 VFIO_CHECK_EXTENSION after VFIO_SET_IOMMU asks the IOMMU model', () =>
+  clauseCases('INFO-029', {
+    'vfio-type1': (v, ft) => {
+      /** The answers for DMA_CC_IOMMU and UPDATE_VADDR after SET_IOMMU, on `platform` with `features`. */
+      const after = (features: readonly string[], platform: Platform = defaultPlatform()): number[] => {
+        const m = bare(v.profile, features, platform);
+        ok(m, [
+          { op: 'VFIO_GROUP_SET_CONTAINER', group: 1 },
+          { op: 'VFIO_SET_IOMMU', type: v.type1 ?? 3 },
+        ]);
+        return [4, 10].map((e) => out(m, { op: 'VFIO_CHECK_EXTENSION', extension: e }).value as number);
+      };
+      const noSnoop = defaultPlatform();
+      noSnoop.iommu.enforceCoherency = false;
+      const snoop = defaultPlatform();
+      snoop.iommu.enforceCoherency = true;
+      const base = ft.filter((f) => f !== 'update-vaddr');
+      assert.deepEqual(after(base), [1, 0], 'default platform (VT-d with snoop control), vaddr updates not offered');
+      assert.deepEqual(after(base, snoop), [1, 0], 'enforceCoherency true is the default');
+      assert.deepEqual(after(base, noSnoop), [0, 0], 'no snoop control (QEMU intel-iommu): DMA_CC_IOMMU is 0');
+      assert.deepEqual(after([...base, 'update-vaddr'], noSnoop), [0, 1], 'native type1 declares update-vaddr');
     },
   }));
 
@@ -332,5 +362,19 @@ describe('INFO-028 An argsz too small for the capabilities is updated, not refus
       const exact = out(f.model, { op: 'VFIO_IOMMU_GET_INFO', argsz: need });
       assert.equal(exact.argsz, need);
       assert.ok((exact.cap_offset as number) > 0);
+      // The capabilities are not copied when they do not fit: no DMA_AVAIL either.
+      assert.equal(small.dma_avail, undefined, 'DMA_AVAIL omitted with the chain');
+      assert.equal(out(f.model, { op: 'VFIO_IOMMU_GET_INFO', argsz: need - 8 }).dma_avail, undefined);
+      assert.equal(exact.dma_avail, 65535, 'DMA_AVAIL reported once the chain fits');
+      // The size (Linux 6.12, two ranges): 24 + IOVA_RANGE (8-byte header + 8 + 2 x 16) + DMA_AVAIL 16, plus the
+      // 32-byte MIGRATION capability only with type1's dirty page tracking: 88 (iommufd's emulation), 120 (native).
+      const need2 = (features: readonly string[]): unknown => {
+        const g = new Fixture(v, [...features]);
+        return out(g.model, { op: 'VFIO_IOMMU_GET_INFO', argsz: 16 }).argsz;
+      };
+      const base = ft.filter((x) => x !== 'dirty-tracking');
+      assert.equal(need, ft.includes('dirty-tracking') ? 120 : 88);
+      assert.equal(need2(base), 88, 'without dirty tracking');
+      assert.equal(need2([...base, 'dirty-tracking']), 120, 'native type1, with the MIGRATION capability');
     },
   }));
