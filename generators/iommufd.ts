@@ -146,7 +146,8 @@ const allowIovas: TemplateDef = {
   kind: 'iommufd.allow-iovas',
   op: 'IOMMU_IOAS_ALLOW_IOVAS',
   profiles: ['iommufd'],
-  weight: 2,
+  // Heavier than its share of real workloads: its check-order cases (IOAS-014 … IOAS-017) need an attached device.
+  weight: 5,
   picks: 5,
   variants: [
     ...ID_VARIANTS,
@@ -157,9 +158,13 @@ const allowIovas: TemplateDef = {
     ...ABI_VARIANTS,
   ],
   realise(ctx, p, v) {
-    const id = ioasArg(ctx, p, 0, v);
+    // IOAS-017: a reserved range is in an IOAS's reserved tree only while a device is attached to it, so the
+    // `range-reserved` variant targets an IOAS with an attached device when there is one.
+    const withDev = v === 'range-reserved' ? ioasesWithDevice(ctx) : [];
+    const id = withDev.length > 0 ? ctx.ref(p.of(0, withDev)) : ioasArg(ctx, p, 0, v);
     if (id === undefined) return IOAS_ALLOC;
-    const io = pickLive(ctx, p, 0, 'ioas');
+    const io =
+      withDev.length > 0 ? ctx.live('ioas').find((o) => o.id === p.of(0, withDev)) : pickLive(ctx, p, 0, 'ioas');
     const gran = io === undefined ? 4096n : ctx.granule(io.id);
     const n = p.int(1, 3);
     const iovas: { start: bigint; last: bigint }[] = [];
@@ -182,7 +187,7 @@ const allowIovas: TemplateDef = {
         ],
       };
     if (v === 'range-reserved') {
-      const r = ctx.platform.devices.flatMap((d) => d.reserved)[0];
+      const r = ctx.platform.devices.flatMap((d) => d.reserved).filter((q) => q.kind !== 'relaxable')[0];
       c = {
         ...c,
         iovas: [
@@ -195,16 +200,67 @@ const allowIovas: TemplateDef = {
   },
 };
 
+/** The IOASes that a bound device is attached to, directly or through a HWPT hanging off them, ascending. */
+function ioasesWithDevice(ctx: RealiseCtx): number[] {
+  const ioases = ctx.live('ioas');
+  const hwpts = ctx.live('hwpt-paging', 'hwpt-nested');
+  const ioasOf = (pt: number): number | undefined => {
+    if (ioases.some((o) => o.id === pt)) return pt;
+    const h = hwpts.find((o) => o.id === pt);
+    if (h?.parent === undefined) return undefined;
+    return ioasOf(h.parent);
+  };
+  const out = new Set<number>();
+  for (const d of bindable(ctx))
+    for (const a of ctx.view.device(d).attachedTo) {
+      const io = ioasOf(a.pt);
+      if (io !== undefined) out.add(io);
+    }
+  return [...out].sort((a, b) => a - b);
+}
+
+/**
+ * The faults that a MAP with a bad ioas_id may carry as well, and the order of checks that decides its errno: unknown
+ * flags and reserved bytes first (MAP-014, EOPNOTSUPP), then U64_MAX iova or length and no permission (MAP-015,
+ * EOVERFLOW / EINVAL), all before the lookup; a zero length only after it (MAP-016, ENOENT wins).
+ */
+function mapSecondFaults(ctx: RealiseCtx): string[] {
+  const abi = ctx.features.has('ioctl-abi') ? ['flags-unknown', 'reserved-nonzero'] : [];
+  return [...abi, 'length-u64-max', 'iova-u64-max', 'flags-none', 'length-zero'];
+}
+
+/**
+ * IOMMU_IOAS_MAP with two faults at once (MAP-014, MAP-015, MAP-016): a bad ioas_id (zero, stale, of another type,
+ * never allocated) together with one fault from {@link mapSecondFaults}. Picks 0 … 11 (10 and 11: which faults).
+ */
+function mapTwoFaults(ctx: RealiseCtx, p: Picks, as: number): Command {
+  const idVariant = p.of(10, ID_VARIANTS).name;
+  const id = adversarialId(ctx, p, 0, idVariant, ['ioas']) ?? 0;
+  const fault = p.of(11, mapSecondFaults(ctx));
+  const m = mapAdversarial(ctx, p, 1, as, fault);
+  const flags = mapFlags(ctx, p, 8, fault) | (fault === 'iova-u64-max' ? IOAS_MAP.FIXED_IOVA : 0);
+  const c: Command = {
+    op: 'IOMMU_IOAS_MAP',
+    ioas_id: id,
+    flags,
+    user_va: m.ptr,
+    length: m.length,
+    iova: (flags & IOAS_MAP.FIXED_IOVA) !== 0 ? m.iova : 0n,
+  };
+  return fault === 'reserved-nonzero' ? { ...c, __reserved: 1 } : c;
+}
+
 const ioasMap: TemplateDef = {
   kind: 'iommufd.map',
   op: 'IOMMU_IOAS_MAP',
   profiles: ['iommufd'],
   weight: 20,
-  picks: 10,
+  picks: 12,
   variants: [
     ...MAP_VARIANTS,
     ...ID_VARIANTS,
     { name: 'flags-none' },
+    { name: 'two-faults' },
     ...FLAG_VARIANTS,
     ...RESERVED_VARIANTS,
     ...ABI_VARIANTS_KEEP,
@@ -212,6 +268,7 @@ const ioasMap: TemplateDef = {
   realise(ctx, p, v) {
     const io = pickLive(ctx, p, 0, 'ioas');
     if (io === undefined) return IOAS_ALLOC;
+    if (v === 'two-faults') return mapTwoFaults(ctx, p, io.id);
     const id = adversarialId(ctx, p, 0, v, ['ioas']) ?? ctx.ref(io.id);
     const m = mapAdversarial(ctx, p, 1, io.id, v);
     const flags = mapFlags(ctx, p, 8, v);
@@ -242,6 +299,10 @@ const ioasUnmap: TemplateDef = {
     const id = adversarialId(ctx, p, 0, v, ['ioas']) ?? ctx.ref(io.id);
     const u = unmapAdversarial(ctx, p, 1, io.id, v);
     if (v === 'almost-all') return { op: 'IOMMU_IOAS_UNMAP', ioas_id: id, iova: 0n, length: U64_MAX - 1n };
+    // MAP-042: `u64-top` unmaps the mapping that ends at U64_MAX when there is one (unmapAdversarial); without one,
+    // it sometimes maps one first (MAP-013: an IOAS with no device attached has no aperture).
+    if (v === 'u64-top' && !ctx.areas(io.id).some((a) => a.last === U64_MAX) && p.chance(4, 0.5))
+      return ioasMap.realise(ctx, p, 'u64-top');
     const c: Command = u.all
       ? { op: 'IOMMU_IOAS_UNMAP', ioas_id: id, iova: 0n, length: U64_MAX }
       : { op: 'IOMMU_IOAS_UNMAP', ioas_id: id, iova: u.iova, length: u.length };
@@ -403,7 +464,7 @@ const attach: TemplateDef = {
   op: 'VFIO_DEVICE_ATTACH_IOMMUFD_PT',
   profiles: ['iommufd'],
   weight: 6,
-  picks: 4,
+  picks: 5,
   variants: [{ name: 'unbound' }, ...ID_VARIANTS, ...FLAG_VARIANTS],
   realise(ctx, p, v) {
     if (ctx.live('ioas').length === 0) return IOAS_ALLOC;
@@ -423,6 +484,15 @@ const attach: TemplateDef = {
         : p.chance(1, 0.3)
           ? p.of(2, targets)
           : p.of(2, ioases);
+    // IOAS-020 / DEV-015: sometimes, before the first attach to an IOAS, allow a range covering the device's
+    // reserved regions (the MSI window), so that the attach meets an allowed range it must not reserve.
+    const resv = ctx.platform.devices[dev]?.reserved.filter((r) => r.kind !== 'relaxable') ?? [];
+    if (v === '' && t.kind === 'ioas' && resv.length > 0 && p.chance(4, 0.2) && !ioasesWithDevice(ctx).includes(t.id)) {
+      const areas = ctx.areas(t.id);
+      const lo = [...resv.map((r) => r.start), ...areas.map((a) => a.iova)].reduce((a, b) => (a < b ? a : b));
+      const hi = [...resv.map((r) => r.last), ...areas.map((a) => a.last)].reduce((a, b) => (a > b ? a : b));
+      return { op: 'IOMMU_IOAS_ALLOW_IOVAS', ioas_id: ctx.ref(t.id), iovas: [{ start: lo, last: hi }] };
+    }
     const pt = adversarialId(ctx, p, 2, v, ['ioas', 'hwpt-paging', 'hwpt-nested']) ?? ctx.ref(t.id);
     const c: Command = { op: 'VFIO_DEVICE_ATTACH_IOMMUFD_PT', dev, pt_id: pt };
     return v === 'flags-unknown' ? { ...c, flags: 1 } : c;
@@ -576,12 +646,10 @@ const hwptInvalidate: TemplateDef = {
   variants: [...INV_VARIANTS, ...ID_VARIANTS, ...RESERVED_VARIANTS, ...ABI_VARIANTS],
   realise(ctx, p, v) {
     const nests = ctx.live('hwpt-nested');
-    if (nests.length === 0) return hwptAlloc.realise(ctx, p, '');
-    let target: IdArg = ctx.ref(p.of(0, nests).id);
-    if (v === 'on-paging') {
-      const paging = ctx.live('hwpt-paging');
-      if (paging.length > 0) target = ctx.ref(p.of(0, paging).id);
-    }
+    // INV-012: `on-paging` targets a paging HWPT whenever one exists, with or without a nested one.
+    const paging = v === 'on-paging' ? ctx.live('hwpt-paging') : [];
+    if (nests.length === 0 && paging.length === 0) return hwptAlloc.realise(ctx, p, '');
+    let target: IdArg = ctx.ref(paging.length > 0 ? p.of(0, paging).id : p.of(0, nests).id);
     target = adversarialId(ctx, p, 0, v, ['hwpt-nested']) ?? target;
     const n = v === 'empty' ? 0 : 1 + p.int(1, 3);
     const entries = Array.from({ length: n }, (_, k) => ({

@@ -162,10 +162,32 @@ const map: TemplateDef = {
     ...MAP_VARIANTS,
     ...ID_VARIANTS,
     { name: 'parent-unmapped', features: ['nesting-sw'] },
+    { name: 'user-managed', features: ['nesting-hw'] },
     { name: 'flags-none' },
     { name: 'flags-unknown', features: ['ioctl-abi'] },
   ],
   realise(ctx, p, v) {
+    if (v === 'user-managed') {
+      // FMT-002 / FMT-003: a well-formed MAP on a ready user-managed (pgtable, pasid-table) IOASID, or the step
+      // towards one; its placement is drawn in the parent's space.
+      const formats = [...new Set(offeredKinds(ctx).map((k) => k.format))].filter((f) => f !== 'kernel');
+      const u = formats.length > 0 ? readyChild(ctx, p, 0, p.of(1, formats)) : undefined;
+      if (u !== undefined && 'prep' in u) return u.prep;
+      const parent = u === undefined ? undefined : ctx.live('ioasid').find((o) => o.id === u.id)?.parent;
+      if (u !== undefined && parent !== undefined) {
+        const m = mapAdversarial(ctx, p, 3, parent, '');
+        const vaddr = registeredVaddr(ctx, m, '') ?? { vaddr: m.ptr, length: m.length };
+        const flags = RFC_MAP.READ | RFC_MAP.WRITE;
+        return {
+          op: 'IOASID_MAP_DMA',
+          ioasid: ctx.ref(u.id),
+          flags,
+          vaddr: vaddr.vaddr,
+          iova: m.iova,
+          size: vaddr.length,
+        };
+      }
+    }
     const r = readyIoasid(ctx, p, 0, v);
     if ('prep' in r) return r.prep;
     const m = mapAdversarial(ctx, p, 3, r.id, v);
@@ -764,6 +786,9 @@ const enqcmd: TemplateDef = {
     const cpu = ctx.view.rfc().cpu;
     const att = pasidAttachments(ctx).filter((a) => ctx.platform.devices[a.dev]!.enqcmd);
     if (v === 'pasid-unknown') return { op: 'CPU_ENQCMD', dev: p.of(0, devs), pasid: 970 + p.int(1, 20) };
+    // Mostly through a CPU translation when there is one: the PASID it reaches is the kernel-allocated one, which
+    // after MIGRATE must be a fresh value (PASID-028, PASID-029).
+    if (cpu.length > 0 && p.chance(2, 0.5)) return { op: 'CPU_ENQCMD', dev: p.of(0, devs), pasid: p.of(1, cpu).pasid };
     if (att.length > 0 && p.chance(2, 0.6)) {
       const a = p.of(0, att);
       return { op: 'CPU_ENQCMD', dev: a.dev, pasid: a.pasid };

@@ -234,8 +234,12 @@ export function unmapAdversarial(ctx: RealiseCtx, p: Picks, i: number, as: numbe
       return base.all ? base : { ...base, iova: p.chance(i + 3, 0.5) ? base.iova + 1n : base.iova - 1n };
     case 'length-zero':
       return { iova: base.all ? 0n : base.iova, length: 0n, all: false };
-    case 'u64-top':
+    case 'u64-top': {
+      // MAP-042: the whole mapping that ends at the last byte of the 64-bit space, when there is one.
+      const top = areas[areas.length - 1];
+      if (top?.last === U64_MAX) return { iova: top.iova, length: top.last - top.iova + 1n, all: false };
       return { iova: U64_MAX + 1n - gran, length: gran, all: false };
+    }
     case 'u64-wrap':
       return { iova: U64_MAX + 1n - gran, length: 2n * gran, all: false };
     default:

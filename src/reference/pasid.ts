@@ -247,7 +247,8 @@ function translationOn(st: State): boolean {
 
 /**
  * Adopts the real PASID an implementation chose for `key`, seen for the first time: it must lie in the pool
- * (PASID-016 for a global PASID) and be no other kernel-allocated PASID's (PASID-014, PASID-018).
+ * (PASID-016 for a global PASID), be no other kernel-allocated PASID's (PASID-014, PASID-018) and none that others hold
+ * on this host after MIGRATE (PASID-028).
  */
 function adoptReal(st: State, ctx: StepContext, key: string, k: KernelPasid): KernelPasid {
   const seen = ctx.observedNumber('pasid');
@@ -263,6 +264,14 @@ function adoptReal(st: State, ctx: StepContext, key: string, k: KernelPasid): Ke
       ctx.violate('PASID-018', `kernel-allocated PASID ${seen} is already the PASID of another user PASID`);
       return k;
     }
+  // PASID-028: after MIGRATE the source's kernel-allocated PASIDs are held by others on this host (`busy`).
+  if (st.rfcx.busy.has(seen)) {
+    ctx.violate(
+      'PASID-028',
+      `kernel-allocated PASID ${seen} is held by another user on this host (re-used after MIGRATE)`,
+    );
+    return k;
+  }
   const adopted = { ...k, real: seen, seen: true };
   for (let i = 0; i < st.devices.length; i++) {
     const d = st.devices[i]!;

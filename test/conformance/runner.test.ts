@@ -217,7 +217,7 @@ describe('runner: runs', function () {
   });
 
   it('MAP-026 MAP-027 a reference that accepts bisecting unmaps fails with a shrunk trace of at most 7 steps that replay reproduces', async () => {
-    const out = await runConformance(opts('bisect', { adapter: 'buggy-unmap-bisect', runs: 20 }));
+    const out = await runConformance(opts('bisect', { adapter: 'buggy-unmap-bisect', runs: 40 }));
     assert.ok(out.failed > 0);
     const entry = out.results.adapters['reference+unmap-bisect'] as AdapterResults;
     const first = entry.clauses['MAP-026']?.firstFailure ?? entry.clauses['MAP-027']?.firstFailure;
