@@ -15,7 +15,7 @@ function twoSpaces(fx = new Rfc()): { fx: Rfc; a: number; b: number } {
 
 const W = 20;
 
-describe('PASID-001 a user PASID must lie inside the device PASID space', () => {
+describe('PASID-001 DEV-009 a user PASID must lie inside the device PASID space', () => {
   it('PASID 0 and PASIDs at or above 2^W give EINVAL and install nothing, in every scheme', () => {
     const { fx, a } = twoSpaces();
     for (const p of [0, 2 ** W, 2 ** W + 5])
@@ -36,7 +36,7 @@ describe('PASID-001 a user PASID must lie inside the device PASID space', () => 
   });
 });
 
-describe('PASID-002 a (device, PASID) routes to one IOASID at a time', () => {
+describe('PASID-002 DEV-009 a (device, PASID) routes to one IOASID at a time', () => {
   it('the same PASID again on the same device gives EBUSY, to the same or another IOASID, and the route stays', () => {
     const { fx, a, b } = twoSpaces();
     assert.ok(fx.attach(0, a, 5).ok);
@@ -48,9 +48,13 @@ describe('PASID-002 a (device, PASID) routes to one IOASID at a time', () => {
   });
 });
 
-describe('PASID-003 a physical device user PASID is its real PASID', () => {
+describe('PASID-003 DEV-008 a physical device user PASID is its real PASID', () => {
   it('DMA tagged with P reaches the IOASID, other PASIDs do not, and the real PASID is P', () => {
-    const { fx, a } = twoSpaces();
+    const { fx, a, b } = twoSpaces();
+    // DEV-008: P routes to the requested IOASID (B, empty) while DMA without a PASID still reaches A.
+    assert.ok(fx.attach(0, b, 9).ok);
+    assert.equal(fx.reach(0, BASE, { pasid: 9 }), 'fault:not-present');
+    assert.equal(fx.reach(0, BASE), 'buf0+0x0');
     assert.ok(fx.attach(0, a, 7).ok);
     assert.equal(fx.real(0, 7), 7);
     assert.equal(fx.reach(0, BASE, { pasid: 7 }), 'buf0+0x0');
