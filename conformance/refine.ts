@@ -21,7 +21,7 @@ import type { Platform } from '../src/reference/platform.ts';
 import { resolveCommand } from '../src/reference/refs.ts';
 import type { Resolved } from '../src/reference/resolved.ts';
 import { U64_MAX } from '../src/reference/u64.ts';
-import type { ModelView } from '../src/reference/view.ts';
+import { listAreas, type ModelView } from '../src/reference/view.ts';
 import { DRIVER_BUGS, DriverLimit, ReferenceDriver, type DriverBug } from '../src/hw-reference/driver.ts';
 import type { Capabilities } from './adapter.ts';
 
@@ -123,18 +123,6 @@ export function impliedIn(view: ModelView, as: number, addr: bigint, size: bigin
   if (b === undefined || a.off + (addr - a.iova) >= b.size) return 'unknown';
   if ((a.prot & (write ? PROT.WRITE : PROT.READ)) === 0) return { ok: false };
   return { ok: true, buf: a.buf, off: a.off + (addr - a.iova) };
-}
-
-function areas(view: ModelView, as: number): Area[] {
-  const out: Area[] = [];
-  for (let a = view.areaAtOrAfter(as, 0n); a !== undefined;) {
-    const prev = out[out.length - 1];
-    if (prev !== undefined && a.iova <= prev.iova) break;
-    out.push(a);
-    if (a.last >= U64_MAX) break;
-    a = view.areaAtOrAfter(as, a.last + 1n);
-  }
-  return out;
 }
 
 const key = (a: Area): string => `${a.iova}:${a.last}:${a.buf}:${a.off}:${a.prot}`;
@@ -277,7 +265,7 @@ export class TraceRefiner implements Refiner {
     });
     const spaces = new Set<number>([...view.addressSpaces()]);
     const curAreas = new Map<number, Map<string, Area>>();
-    for (const as of spaces) curAreas.set(as, new Map(areas(view, as).map((a) => [key(a), a])));
+    for (const as of spaces) curAreas.set(as, new Map(listAreas(view, as).map((a) => [key(a), a])));
     const unmapStep = /UNMAP/.test(cmd.op);
     // 1. Bytes a step removed (REF-003, REF-004 when the call failed): every route that reached the space before.
     for (const [as, before] of this.prevAreas) {

@@ -22,7 +22,7 @@ import { Model, isModelLimit } from '../src/reference/model.ts';
 import { defaultPlatform, type Platform } from '../src/reference/platform.ts';
 import { TRACE_FORMAT, TRACE_VERSION, type Trace } from '../src/reference/trace.ts';
 import { U64_MAX } from '../src/reference/u64.ts';
-import type { ObjectKind } from '../src/reference/view.ts';
+import { listAreas, type ObjectKind } from '../src/reference/view.ts';
 import { HARNESS_TEMPLATES } from './harness.ts';
 import { IOMMUFD_TEMPLATES } from './iommufd.ts';
 import { RFC_TEMPLATES } from './rfc.ts';
@@ -126,18 +126,8 @@ export function modelHonoursAbi(profile: Profile): boolean {
   return v;
 }
 
-/** Lists the areas of an address space through the view, ascending. */
-export function listAreas(view: Model['view'], as: number): Area[] {
-  const out: Area[] = [];
-  for (let a = view.areaAtOrAfter(as, 0n); a !== undefined;) {
-    const prev = out[out.length - 1];
-    if (prev !== undefined && a.iova <= prev.iova) break;
-    out.push(a);
-    if (a.last >= U64_MAX) break;
-    a = view.areaAtOrAfter(as, a.last + 1n);
-  }
-  return out;
-}
+/** Lists the areas of an address space through the view, ascending (the view's own helper). */
+export { listAreas } from '../src/reference/view.ts';
 
 /** `ranges` minus `areas` (both ascending, areas disjoint). */
 export function subtractAreas(

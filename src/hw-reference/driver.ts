@@ -28,8 +28,7 @@ import { PROT } from '../reference/core/areas.ts';
 import type { Command, Outcome, Profile } from '../reference/commands.ts';
 import type { Platform } from '../reference/platform.ts';
 import type { Resolved } from '../reference/resolved.ts';
-import type { ModelView } from '../reference/view.ts';
-import { U64_MAX } from '../reference/u64.ts';
+import { listAreas, type ModelView } from '../reference/view.ts';
 import {
   AW,
   FSPM,
@@ -267,15 +266,7 @@ export class ReferenceDriver {
   // Desired state from the view
 
   private areasOf(view: ModelView, as: number): Area[] {
-    const out: Area[] = [];
-    for (let a = view.areaAtOrAfter(as, 0n); a !== undefined;) {
-      const prev = out[out.length - 1];
-      if (prev !== undefined && a.iova <= prev.iova) break;
-      out.push(a);
-      if (a.last >= U64_MAX) break;
-      a = view.areaAtOrAfter(as, a.last + 1n);
-    }
-    return out;
+    return listAreas(view, as);
   }
 
   /**

@@ -8,6 +8,7 @@
 import type { Area } from './core/areas.ts';
 import type { Profile } from './commands.ts';
 import type { Platform } from './platform.ts';
+import { U64_MAX } from './u64.ts';
 
 /** Kinds of objects an fd holds (across profiles). */
 export type ObjectKind = 'ioas' | 'hwpt-paging' | 'hwpt-nested' | 'device' | 'fault' | 'ioasid';
@@ -50,6 +51,19 @@ export interface ModelView {
   faults(): readonly FaultQueueInfo[];
   /** rfc: what the user knows of chapters MEM, BIND and PASID (see {@link RfcView}). */
   rfc(): RfcView;
+}
+
+/** The areas of address space `as`, ascending, read through the view (O(n) in the areas: not for a step's hot path). */
+export function listAreas(view: ModelView, as: number): Area[] {
+  const out: Area[] = [];
+  for (let a = view.areaAtOrAfter(as, 0n); a !== undefined;) {
+    const prev = out[out.length - 1];
+    if (prev !== undefined && a.iova <= prev.iova) break;
+    out.push(a);
+    if (a.last >= U64_MAX) break;
+    a = view.areaAtOrAfter(as, a.last + 1n);
+  }
+  return out;
 }
 
 /**
