@@ -351,26 +351,43 @@ export function rfcMap(st: State, ctx: StepContext, c: IoasidMapDmaCmd): Outcome
   const got = rfcKernelIoasid(st, ctx, c.ioasid);
   if (!('space' in got)) return got;
   const space = got.space;
+  const args = rfcMapArgs(st, ctx, c, space);
+  if ('ok' in args) return args;
+  const { from: va, prot } = args;
+  if (args.last === U64_MAX) ctx.hit('MAP-013');
+  const loc = locateUserVa(st.platform, va);
+  // Registered memory, or pin (EFAULT) and account (ENOMEM) the pages (MEM-003, MEM-014, mem.ts).
+  const pages = memMap(st, ctx, va, c.size, () => pinFails(st, loc.buf, loc.off, c.size));
+  if (typeof pages !== 'number') return pages;
+  addArea(space, st.platform, makeArea(c.iova, c.size, va, loc.buf, loc.off, prot, pages));
+  ctx.hit('MAP-001');
+  return ctx.ok();
+}
+
+/**
+ * The argument checks of IOASID_MAP_DMA after the IOASID lookup, in the order of MAP-019, shared by kernel-managed
+ * IOASIDs and software-nesting children (nesting.ts): the source address (a user VA, or a parent IOVA on a child),
+ * the mapping's last IOVA and its protection, or the error.
+ */
+export function rfcMapArgs(
+  st: State,
+  ctx: StepContext,
+  c: IoasidMapDmaCmd,
+  space: Space,
+): Outcome | { from: bigint; last: bigint; prot: number } {
   ctx.hit('MAP-019');
   if ((c.flags & ~(RFC_MAP.READ | RFC_MAP.WRITE)) !== 0) return ctx.reject('FD-030', 'EOPNOTSUPP');
   if ((c.flags & (RFC_MAP.READ | RFC_MAP.WRITE)) === 0) return ctx.reject('MAP-003', 'EINVAL');
   if (c.size === 0n) return ctx.reject('MAP-004', 'EINVAL');
   const pg = minPageSize(st.platform);
-  const va = 'iova' in c.vaddr ? c.vaddr.iova : userVa(c.vaddr);
-  if (c.size % pg !== 0n || c.iova % pg !== 0n || va % pg !== 0n) return ctx.reject('MAP-005', 'EINVAL');
-  if (c.iova + c.size - 1n > U64_MAX || va + c.size - 1n > U64_MAX) return ctx.reject('MAP-011', 'EOVERFLOW');
+  const from = 'iova' in c.vaddr ? c.vaddr.iova : userVa(c.vaddr);
+  if (c.size % pg !== 0n || c.iova % pg !== 0n || from % pg !== 0n) return ctx.reject('MAP-005', 'EINVAL');
+  if (c.iova + c.size - 1n > U64_MAX || from + c.size - 1n > U64_MAX) return ctx.reject('MAP-011', 'EOVERFLOW');
   const last = c.iova + c.size - 1n;
   if (space.areas.firstIntersecting(c.iova, last)) return ctx.reject('MAP-002', 'EEXIST');
   if (space.reserved.intersects(c.iova, last)) return ctx.reject('MAP-008', 'EINVAL');
-  if (last === U64_MAX) ctx.hit('MAP-013');
-  const loc = locateUserVa(st.platform, va);
-  // Registered memory, or pin (EFAULT) and account (ENOMEM) the pages (MEM-003, MEM-014, mem.ts).
-  const pages = memMap(st, ctx, va, c.size, () => pinFails(st, loc.buf, loc.off, c.size));
-  if (typeof pages !== 'number') return pages;
   const prot = ((c.flags & RFC_MAP.READ) !== 0 ? PROT.READ : 0) | ((c.flags & RFC_MAP.WRITE) !== 0 ? PROT.WRITE : 0);
-  addArea(space, st.platform, makeArea(c.iova, c.size, va, loc.buf, loc.off, prot, pages));
-  ctx.hit('MAP-001');
-  return ctx.ok();
+  return { from, last, prot };
 }
 
 /** IOASID_UNMAP_DMA: whole mappings only; a failed unmap removes nothing (MAP-039). */

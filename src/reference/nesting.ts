@@ -10,19 +10,17 @@
  *
  * @module
  */
-import { userVa } from './args.ts';
 import type { Outcome } from './commands.ts';
-import { RFC_MAP } from './commands.ts';
 import { PROT } from './core/areas.ts';
 import type { StepContext } from './core/context.ts';
-import { addArea, makeArea, minPageSize } from './core/placement.ts';
+import { addArea, makeArea } from './core/placement.ts';
 import { ModelLimit } from './dev.ts';
+import { rfcMapArgs } from './map.ts';
 import { walkSpace } from './dma.ts';
 import { adoptId } from './fd.ts';
 import { outsideAperture, rfcKernelIoasid } from './ioas.ts';
 import type { IoasidCreateNestingCmd, IoasidMapDmaCmd } from './resolved.ts';
 import { Space, type IoasidObject, type State } from './state.ts';
-import { U64_MAX } from './u64.ts';
 
 /** The format kinds of IOASID_CREATE_NESTING (PROFILES.md, formats). */
 const KINDS = ['kernel', 'pgtable', 'pasid-table'] as const;
@@ -121,19 +119,10 @@ export function rfcChildMap(st: State, ctx: StepContext, c: IoasidMapDmaCmd): Ou
   if (!('space' in got)) return got;
   const space = got.space;
   const parent = st.get(softwareChild(st, c.ioasid)!.parent, 'ioasid')!;
-  ctx.hit('MAP-019');
-  if ((c.flags & ~(RFC_MAP.READ | RFC_MAP.WRITE)) !== 0) return ctx.reject('FD-030', 'EOPNOTSUPP');
-  if ((c.flags & (RFC_MAP.READ | RFC_MAP.WRITE)) === 0) return ctx.reject('MAP-003', 'EINVAL');
-  if (c.size === 0n) return ctx.reject('MAP-004', 'EINVAL');
-  const pg = minPageSize(st.platform);
-  const from = 'iova' in c.vaddr ? c.vaddr.iova : userVa(c.vaddr);
-  if (c.size % pg !== 0n || c.iova % pg !== 0n || from % pg !== 0n) return ctx.reject('MAP-005', 'EINVAL');
-  if (c.iova + c.size - 1n > U64_MAX || from + c.size - 1n > U64_MAX) return ctx.reject('MAP-011', 'EOVERFLOW');
-  const last = c.iova + c.size - 1n;
-  if (space.areas.firstIntersecting(c.iova, last)) return ctx.reject('MAP-002', 'EEXIST');
-  if (space.reserved.intersects(c.iova, last)) return ctx.reject('MAP-008', 'EINVAL');
+  const args = rfcMapArgs(st, ctx, c, space);
+  if ('ok' in args) return args;
+  const { from, prot } = args;
   if (!covered(parent.space!, from, from + c.size - 1n)) return ctx.reject('NEST-008', 'ENOENT');
-  const prot = ((c.flags & RFC_MAP.READ) !== 0 ? PROT.READ : 0) | ((c.flags & RFC_MAP.WRITE) !== 0 ? PROT.WRITE : 0);
   // The area's `va` is the parent IOVA; it owns no user memory and no pages object (pages 0: nothing pinned).
   addArea(space, st.platform, makeArea(c.iova, c.size, from, -1, 0n, prot, 0));
   ctx.hit('NEST-007');
