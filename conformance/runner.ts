@@ -221,9 +221,37 @@ function asBig(v: OutValue | undefined): bigint | undefined {
   return undefined;
 }
 
+/** A value as the report prints it. */
+function show(v: OutValue | undefined): string {
+  return v === undefined ? 'nothing' : toWireJson(v);
+}
+
+/**
+ * Whether `impl` conforms to `model` by the rules of {@link diffValue} (which it mirrors, without building paths
+ * or messages): the per-step comparison's fast path. A test checks that the two always agree.
+ */
+export function sameValue(model: OutValue, impl: OutValue | undefined): boolean {
+  if (typeof model === 'bigint' || (typeof model === 'number' && typeof impl !== 'number')) {
+    const a = asBig(model);
+    return a !== undefined && a === asBig(impl);
+  }
+  if (Array.isArray(model)) {
+    if (!Array.isArray(impl) || impl.length !== model.length) return false;
+    for (let i = 0; i < model.length; i++) if (!sameValue(model[i]!, impl[i])) return false;
+    return true;
+  }
+  if (typeof model === 'object' && model !== null) {
+    if (typeof impl !== 'object' || impl === null || Array.isArray(impl) || typeof impl === 'bigint') return false;
+    for (const k in model) if (!sameValue(model[k]!, impl[k])) return false;
+    return true;
+  }
+  if (typeof model === 'string' && typeof impl === 'string' && NUMERIC.test(model) && NUMERIC.test(impl))
+    return BigInt(model) === BigInt(impl);
+  return model === impl;
+}
+
 /** Where `impl` differs from `model` (a path and both values), or undefined when it does not. Extra implementation outputs are ignored. */
 export function diffValue(model: OutValue, impl: OutValue | undefined, path: string): string | undefined {
-  const show = (v: OutValue | undefined) => (v === undefined ? 'nothing' : toWireJson(v));
   if (typeof model === 'bigint' || (typeof model === 'number' && typeof impl !== 'number')) {
     const a = asBig(model);
     const b = asBig(impl);
@@ -252,14 +280,17 @@ export function diffValue(model: OutValue, impl: OutValue | undefined, path: str
   return model === impl ? undefined : `${path}: expected ${show(model)}, got ${show(impl)}`;
 }
 
+function outcomeName(o: Outcome): string {
+  return o.ok ? 'ok' : o.errno;
+}
+
 /** How the implementation's outcome differs from the model's, or undefined when it conforms. */
 export function diffOutcome(model: Outcome, impl: Outcome): string | undefined {
-  const name = (o: Outcome) => (o.ok ? 'ok' : o.errno);
   if (model.ok !== impl.ok || (!model.ok && !impl.ok && model.errno !== impl.errno))
-    return `expected ${name(model)}, got ${name(impl)}`;
-  if (model.out === undefined) return undefined;
+    return `expected ${outcomeName(model)}, got ${outcomeName(impl)}`;
+  if (model.out === undefined || sameValue(model.out, impl.out ?? {})) return undefined;
   const d = diffValue(model.out, impl.out ?? {}, '');
-  return d === undefined ? undefined : `${name(model)} as expected, but output ${d}`;
+  return d === undefined ? undefined : `${outcomeName(model)} as expected, but output ${d}`;
 }
 
 /** Why a trace failed. */

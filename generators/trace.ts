@@ -86,13 +86,23 @@ interface Creator {
  * adversarial "one below 0" becomes U64_MAX. Keeps every generated trace valid for the trace codec.
  */
 export function wrapU64<T>(v: T): T {
-  if (typeof v === 'bigint') return (v & U64_MAX) as T;
-  if (Array.isArray(v)) return (v as unknown[]).map((x) => wrapU64(x)) as T;
+  if (typeof v === 'bigint') return (v >= 0n && v <= U64_MAX ? v : v & U64_MAX) as T;
+  if (Array.isArray(v)) {
+    let copy: unknown[] | undefined;
+    for (let i = 0; i < v.length; i++) {
+      const x: unknown = v[i];
+      const w = wrapU64(x);
+      if (w !== x) (copy ??= [...(v as unknown[])])[i] = w;
+    }
+    return (copy ?? v) as T;
+  }
   if (typeof v === 'object' && v !== null) {
     let copy: Record<string, unknown> | undefined;
-    for (const [k, x] of Object.entries(v as Record<string, unknown>)) {
-      const w: unknown = wrapU64(x);
-      if (w !== x) (copy ??= { ...(v as Record<string, unknown>) })[k] = w;
+    const rec = v as Record<string, unknown>;
+    for (const k in rec) {
+      const x = rec[k];
+      const w = wrapU64(x);
+      if (w !== x) (copy ??= { ...rec })[k] = w;
     }
     return (copy ?? v) as T;
   }
@@ -203,11 +213,13 @@ export class TraceGenerator {
     return fc.array(one, { minLength: 1, maxLength: this.maxSteps, size: 'max' });
   }
 
+  /** The generator's own model: it only tells what exists now (the checker's model checks the invariants). */
   private newModel(): Model {
     return new Model({
       profile: this.config.profile,
       features: new Set(this.config.features),
       platform: this.config.platform,
+      invariants: false,
     });
   }
 
@@ -306,23 +318,28 @@ export class TraceGenerator {
       origin.push(t);
       areaCache = new Map();
       gapCache = new Map();
-      // Track which step created each live object, and which objects died.
+      // Track which step created each live object, and which objects died: a merge of the two lists (both
+      // ascending by ID) — an object is the same when its ID and kind are.
       const after = model.view.objects();
-      const beforeKeys = new Set(before.map((o) => `${o.id}:${o.kind}`));
-      const afterKeys = new Set(after.map((o) => `${o.id}:${o.kind}`));
-      for (const o of before) {
-        if (!afterKeys.has(`${o.id}:${o.kind}`)) {
-          const c = live.get(o.id);
+      const outs = out.outcome.ok ? (out.outcome.out ?? {}) : {};
+      for (let i = 0, j = 0; i < before.length || j < after.length;) {
+        const b = before[i];
+        const a = after[j];
+        if (b !== undefined && a !== undefined && b.id === a.id && b.kind === a.kind) {
+          i++;
+          j++;
+        } else if (b !== undefined && (a === undefined || b.id <= a.id)) {
+          const c = live.get(b.id);
           if (c !== undefined) dead.push(c);
-          live.delete(o.id);
+          live.delete(b.id);
+          i++;
+        } else {
+          const o = a!;
+          const field = outs.id === o.id ? 'id' : Object.keys(outs).find((k) => outs[k] === o.id);
+          const ref: IdArg = field === undefined ? o.id : field === 'id' ? { ref: index } : { ref: index, field };
+          live.set(o.id, { id: o.id, kind: o.kind, ref });
+          j++;
         }
-      }
-      for (const o of after) {
-        if (beforeKeys.has(`${o.id}:${o.kind}`)) continue;
-        const outs = out.outcome.ok ? (out.outcome.out ?? {}) : {};
-        const field = outs.id === o.id ? 'id' : Object.keys(outs).find((k) => outs[k] === o.id);
-        const ref: IdArg = field === undefined ? o.id : field === 'id' ? { ref: index } : { ref: index, field };
-        live.set(o.id, { id: o.id, kind: o.kind, ref });
       }
     }
     const trace: Trace = {

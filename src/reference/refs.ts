@@ -41,9 +41,12 @@ const ID_FIELDS = new Set([
 /** Returns `cmd` with every ID argument resolved to a number (a new object only when something changed). */
 export function resolveCommand<C extends Command>(cmd: C, outcomes: readonly (Outcome | undefined)[]): C {
   let copy: Record<string, unknown> | undefined;
-  for (const [k, v] of Object.entries(cmd as Record<string, unknown>)) {
-    if (ID_FIELDS.has(k) && typeof v === 'object' && v !== null) {
-      copy ??= { ...(cmd as Record<string, unknown>) };
+  const rec = cmd as Record<string, unknown>;
+  // A `for…in` over own data properties (commands are plain objects): no entry arrays on this per-step path.
+  for (const k in rec) {
+    const v = rec[k];
+    if (typeof v === 'object' && v !== null && ID_FIELDS.has(k)) {
+      copy ??= { ...rec };
       copy[k] = resolveId(v as IdArg, outcomes);
     }
   }

@@ -7,8 +7,14 @@ import { iommufdAlignment, minPageSize } from './core/placement.ts';
 import type { FaultQueue, Space, State } from './state.ts';
 import type { FaultQueueInfo, ModelView, ObjectInfo } from './view.ts';
 
-/** Builds a view that always reads the current state returned by `get`. */
-export function createView(get: () => State): ModelView {
+/**
+ * Builds a view that always reads the current state returned by `get`. `version` changes whenever the state may
+ * have changed (every step, every restore): the list of live objects is computed once per version, since the
+ * generators read it at every pick.
+ */
+export function createView(get: () => State, version: () => number): ModelView {
+  let objectsAt = -1;
+  let objectsCache: readonly ObjectInfo[] = [];
   const spaceOf = (as: number): Space | undefined => {
     const st = get();
     if (st.profile === 'vfio-type1') return as === 0 ? st.container.space : undefined;
@@ -27,7 +33,8 @@ export function createView(get: () => State): ModelView {
     get features() {
       return get().features;
     },
-    objects(): ObjectInfo[] {
+    objects(): readonly ObjectInfo[] {
+      if (objectsAt === version()) return objectsCache;
       const out: ObjectInfo[] = [];
       for (const o of get().objects.values()) {
         if (o.kind === 'ioasid') out.push({ id: o.id, kind: o.kind, format: o.format, parent: o.parent });
@@ -40,7 +47,8 @@ export function createView(get: () => State): ModelView {
           });
         else out.push({ id: o.id, kind: o.kind });
       }
-      return out.sort((a, b) => a.id - b.id);
+      objectsAt = version();
+      return (objectsCache = out.sort((a, b) => a.id - b.id));
     },
     addressSpaces(): number[] {
       const st = get();
