@@ -3,13 +3,24 @@ import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['node_modules/', 'coverage/', 'reports/out/', 'reports/bench/', '.work/', '**/*.d.ts'] },
+  {
+    ignores: [
+      'node_modules/',
+      'coverage/',
+      'reports/out/',
+      'reports/bench/',
+      'reports/mutation/',
+      '.stryker-tmp/',
+      '.work/',
+      '**/*.d.ts',
+    ],
+  },
   js.configs.recommended,
   ...tseslint.configs.recommendedTypeChecked,
   {
     languageOptions: {
       parserOptions: {
-        projectService: { allowDefaultProject: ['*.js', 'bin/*.js'] },
+        projectService: { allowDefaultProject: ['*.js', '*.mjs', 'bin/*.js'] },
         tsconfigRootDir: import.meta.dirname,
       },
     },

@@ -25,13 +25,14 @@ import { createInterface } from 'node:readline';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import { toWireJson } from '../conformance/protocol.ts';
-import { writeFileAtomic, runConformance, type RunOptions } from '../conformance/runner.ts';
+import { checkReplies, writeFileAtomic, runConformance, type RunOptions } from '../conformance/runner.ts';
 import { median, runMutantsParallel, TARGETS, type BugResult } from '../conformance/bugs/mutants.ts';
-import { REFERENCE_FEATURES } from '../conformance/adapters/reference.ts';
+import { executeTrace, REFERENCE_FEATURES, referenceCapabilities } from '../conformance/adapters/reference.ts';
 import { CATALOGUE } from '../conformance/bugs/catalogue.ts';
 import { DEFAULT_ADVERSARIAL, DEFAULT_MAX_STEPS, TraceGenerator } from '../generators/trace.ts';
 import { defaultPlatform } from '../src/reference/platform.ts';
 import type { Command } from '../src/reference/commands.ts';
+import type { Template } from '../generators/template.ts';
 import fc from 'fast-check';
 import { benchModelAt, type ModelBenchResult } from './model.ts';
 import { formatSummary, summarise } from './profile.ts';
@@ -148,6 +149,63 @@ function tracesOf(n: number): Command[][] {
       { seed: 1, path: String(i), numRuns: 1 },
     );
   return out;
+}
+
+/** Per-phase throughput of the end-to-end work on the same traces (figure 2's breakdown). */
+interface PhaseRates {
+  readonly steps: number;
+  /** Steps per second of each phase alone, medians over the repetitions. */
+  readonly generate: number;
+  readonly realise: number;
+  readonly adapter: number;
+  readonly check: number;
+}
+
+/**
+ * Times the four phases of a conformance run one after the other on the same `n` traces (seed 1): fast-check
+ * drawing the templates, realising them into commands (the generator's model), the in-process reference adapter,
+ * and the checker (model with invariants + comparison). Where figure 2's time goes, without the runner's glue.
+ */
+function phaseRates(n: number, reps: number): PhaseRates {
+  const caps = referenceCapabilities();
+  const gen = new TraceGenerator({ profile: caps.profile, features: [...caps.features], platform: caps.platform });
+  const rate = { generate: [] as number[], realise: [] as number[], adapter: [] as number[], check: [] as number[] };
+  let steps = 0;
+  for (let r = 0; r < reps + 1; r++) {
+    const t0 = performance.now();
+    const templates: Template[][] = [];
+    for (let i = 0; i < n; i++)
+      fc.assert(
+        fc.property(gen.arbitrary(), (t) => {
+          templates.push(t);
+          return true;
+        }),
+        { seed: 1, path: String(i), numRuns: 1 },
+      );
+    const t1 = performance.now();
+    const traces = templates.map((t) => gen.realise(t).trace.steps);
+    const t2 = performance.now();
+    const replies = traces.map((t) => executeTrace(caps, t));
+    const t3 = performance.now();
+    traces.forEach((t, i) => {
+      if (checkReplies(caps, t, replies[i]!).failure !== undefined)
+        throw new Error(`trace ${i} fails on the reference`);
+    });
+    const t4 = performance.now();
+    steps = traces.reduce((a, t) => a + t.length, 0);
+    if (r === 0) continue; // warm-up
+    rate.generate.push(steps / ((t1 - t0) / 1000));
+    rate.realise.push(steps / ((t2 - t1) / 1000));
+    rate.adapter.push(steps / ((t3 - t2) / 1000));
+    rate.check.push(steps / ((t4 - t3) / 1000));
+  }
+  return {
+    steps,
+    generate: median(rate.generate)!,
+    realise: median(rate.realise)!,
+    adapter: median(rate.adapter)!,
+    check: median(rate.check)!,
+  };
 }
 
 /** The JSON-lines echo child: parses each request and answers one `ok` per step, as an implementation would. */
@@ -312,6 +370,24 @@ async function main(argv: readonly string[]): Promise<number> {
         target: '>= 200k steps/s',
         met: inProc.stepsPerS >= 200_000,
       });
+      progress('end to end, phase by phase');
+      const ph = phaseRates(quick ? 100 : 200, quick ? 2 : 3);
+      raw.e2ePhases = ph;
+      const perStep = (r: number) => 1e6 / r;
+      const total = perStep(ph.generate) + perStep(ph.realise) + perStep(ph.adapter) + perStep(ph.check);
+      for (const [name, r, what] of [
+        ['generate', ph.generate, 'fast-check draws the templates'],
+        ['realise', ph.realise, 'templates realised into commands (generator model)'],
+        ['adapter', ph.adapter, 'the reference adapter runs the trace'],
+        ['check', ph.check, 'checker: model with invariants + comparison'],
+      ] as const)
+        figures.push({
+          id: '2',
+          what: `  phase: ${name} (${what})`,
+          value: r,
+          unit: 'steps/s',
+          note: `${perStep(r).toFixed(1)} µs/step, ${((100 * perStep(r)) / total).toFixed(0)}% of ${total.toFixed(1)} µs`,
+        });
       figures.push({
         id: '2',
         what: 'end to end, --jobs 2',
