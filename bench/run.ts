@@ -317,7 +317,7 @@ async function main(argv: readonly string[]): Promise<number> {
       const res: ModelBenchResult[] = [];
       for (const n of sizes) {
         progress(`model at ${n} mappings`);
-        res.push(await modelChild(n, reps, quick ? 1000 : 2000, quick ? 50_000 : 100_000));
+        res.push(await modelChild(n, reps, quick ? 5000 : 10_000, quick ? 50_000 : 100_000));
       }
       raw.model = res;
       for (const r of res) {
