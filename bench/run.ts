@@ -25,7 +25,7 @@ import { createInterface } from 'node:readline';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import { toWireJson } from '../conformance/protocol.ts';
-import { checkReplies, writeFileAtomic, runConformance, type RunOptions } from '../conformance/runner.ts';
+import { checkReplies, traceSeed, writeFileAtomic, runConformance, type RunOptions } from '../conformance/runner.ts';
 import { median, runMutantsParallel, TARGETS, type BugResult } from '../conformance/bugs/mutants.ts';
 import { executeTrace, REFERENCE_FEATURES, referenceCapabilities } from '../conformance/adapters/reference.ts';
 import { CATALOGUE } from '../conformance/bugs/catalogue.ts';
@@ -146,7 +146,7 @@ function tracesOf(n: number): Command[][] {
         out.push(gen.realise(t).trace.steps);
         return true;
       }),
-      { seed: 1, path: String(i), numRuns: 1 },
+      { seed: traceSeed(1, i), numRuns: 1 },
     );
   return out;
 }
@@ -180,7 +180,7 @@ function phaseRates(n: number, reps: number): PhaseRates {
           templates.push(t);
           return true;
         }),
-        { seed: 1, path: String(i), numRuns: 1 },
+        { seed: traceSeed(1, i), numRuns: 1 },
       );
     const t1 = performance.now();
     const traces = templates.map((t) => gen.realise(t).trace.steps);

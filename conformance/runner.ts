@@ -2,8 +2,9 @@
  * The conformance runner: runs randomized traces against an implementation (through an {@link Adapter}) in lockstep
  * with the reference model, and reports the first divergence of each trace as a small, replayable trace file.
  *
- * A run is a pure function of (adapter, seed, options): trace `i` is fast-check's run `i` of the seed
- * (`fc.check(…, { seed, path: String(i), numRuns: 1 })`), so any subset of indices can run anywhere — in another
+ * A run is a pure function of (adapter, seed, options): trace `i` is fast-check's first run of the seed
+ * {@link traceSeed}`(seed, i)` (`fc.check(…, { seed: traceSeed(seed, i), numRuns: 1 })`), so any subset of indices
+ * can run anywhere, in any order and at the same cost whatever `i` is — in another
  * worker thread (`--jobs`), another machine (`--shard i/n`) — and the results merge into the same `results.json`
  * byte for byte. `results.json` holds no timestamps or durations; timings go to stdout only.
  *
@@ -552,7 +553,19 @@ async function checkRealised(ctx: TraceContext, r: Realised): Promise<Verdict> {
   return runAndCheck(ctx.adapter, ctx.caps, r.trace.steps, false, ctx.refine);
 }
 
-/** Runs random trace `index` (fast-check run `index` of the seed) once, without shrinking; saves it when it fails. */
+/**
+ * The fast-check seed of trace `index` of a run with `seed`: a 32-bit mix of the two. Trace `index` is the first
+ * run of this seed. (Not fast-check's run `index` of `seed` itself: reaching run `index` through fast-check's
+ * `path` walks the random stream past every earlier run, which made a run of n traces cost O(n²).)
+ */
+export function traceSeed(seed: number, index: number): number {
+  let h = Math.imul(seed ^ 0x9e3779b9, 0x85ebca6b) ^ Math.imul(index + 1, 0xc2b2ae35);
+  h = Math.imul(h ^ (h >>> 16), 0x85ebca6b);
+  h = Math.imul(h ^ (h >>> 13), 0xc2b2ae35);
+  return (h ^ (h >>> 16)) | 0;
+}
+
+/** Runs random trace `index` (see {@link traceSeed}) once, without shrinking; saves it when it fails. */
 export async function runIndex(ctx: TraceContext, index: number): Promise<TraceRecord> {
   let realised: Realised | undefined;
   let verdict: Verdict | undefined;
@@ -561,7 +574,7 @@ export async function runIndex(ctx: TraceContext, index: number): Promise<TraceR
     verdict = await checkRealised(ctx, realised);
     return verdict.failure === undefined;
   });
-  await fc.check(prop, { seed: ctx.seed, path: String(index), numRuns: 1, endOnFailure: true });
+  await fc.check(prop, { seed: traceSeed(ctx.seed, index), numRuns: 1, endOnFailure: true });
   const key = `random/${index}`;
   const v = verdict!;
   if (v.failure === undefined) return { key, length: realised!.trace.steps.length, steps: v.steps, hits: v.hits };
@@ -583,7 +596,8 @@ function withMeta(
 ): Trace {
   return {
     ...trace,
-    seed: `${ctx.seed}:${path ?? index}`,
+    // `<seed>:<trace>`, then the fast-check shrink path within that trace's run (`traceSeed`) when shrunk.
+    seed: path === undefined ? `${ctx.seed}:${index}` : `${ctx.seed}:${index}:${path}`,
     origin: `ioasid-conformance run --adapter ${ctx.adapterName}: ${origin}; fails at step ${failure.step} (${failure.kind})`,
     clauses: unique([...(failure.violated ?? []), ...failure.clauses]),
   };
@@ -611,7 +625,7 @@ export async function shrinkIndex(ctx: TraceContext, index: number, original: Fa
     }
     return true;
   });
-  const details = await fc.check(prop, { seed: ctx.seed, path: String(index), numRuns: 1 });
+  const details = await fc.check(prop, { seed: traceSeed(ctx.seed, index), numRuns: 1 });
   const file = failureFile(ctx.reportDir, ctx.adapterName, ctx.seed, index);
   if (best === undefined) {
     // Not reproduced: a flaky implementation. Only the trace as generated is saved.
