@@ -81,11 +81,6 @@ export class AreaMap {
     this.tree.delete(iova);
   }
 
-  /** Removes every area. */
-  clear(): void {
-    this.tree.clear();
-  }
-
   /** The neighbours of `a` in key order (for incremental invariant checks). */
   neighbours(a: Area): [Area | undefined, Area | undefined] {
     return [this.tree.nextLowerPair(a.iova)?.[1], this.tree.nextHigherPair(a.iova)?.[1]];
