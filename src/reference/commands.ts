@@ -233,7 +233,11 @@ export const RFC_MAP = { READ: 1, WRITE: 2 } as const;
 export const RFC_UNMAP = { ALL: 2 } as const;
 
 export const IoasidCheckExtension = cmd('IOASID_CHECK_EXTENSION', { extension: t.number }, none);
-export const IoasidGetInfo = cmd('IOASID_GET_INFO', { ioasid: IdArg }, none);
+/**
+ * IOASID_GET_INFO: `num_ranges`, when given, is the number of entries the caller's permitted-range array holds
+ * (INFO-012); absent, the array is large enough.
+ */
+export const IoasidGetInfo = cmd('IOASID_GET_INFO', { ioasid: IdArg }, { num_ranges: t.number });
 export const IoasidAlloc = cmd('IOASID_ALLOC', {}, { flags: t.number });
 export const IoasidFree = cmd('IOASID_FREE', { ioasid: IdArg }, none);
 /**
@@ -367,8 +371,15 @@ export const DevicePageRequest = cmd(
   { pasid: t.number },
 );
 
+/**
+ * The user closes the fd (iommufd, /dev/ioasid, the container): its ioctls then fail with EBADF (FD-036), while bound
+ * devices, groups and fault fds keep its context alive (FD-021, DEV-018). Once nothing holds the context it is
+ * released, every object destroyed (FD-020), and the harness opens a fresh fd, as RESET does.
+ */
+export const FdClose = cmd('FD_CLOSE', {}, none);
+
 /** The harness steps. */
-export const HarnessCommand = t.union([DeviceDma, DevicePageRequest]);
+export const HarnessCommand = t.union([DeviceDma, DevicePageRequest, FdClose]);
 export type HarnessCommand = t.TypeOf<typeof HarnessCommand>;
 
 /** Any command of any profile. */

@@ -7,11 +7,12 @@
 import type { Outcome } from './commands.ts';
 import { VFIO } from './commands.ts';
 import type { StepContext } from './core/context.ts';
-import { adoptId, releaseHwpt } from './fd.ts';
+import { adoptId, releaseHwpt, releaseIfUnheld } from './fd.ts';
 import { domainCannotJoin, outsideAperture, rfcReady } from './ioas.ts';
 import { unmapAll } from './map.ts';
 import { autoRespond, iopfRefused } from './fault.ts';
 import { pasidAttach, pasidDetached } from './pasid.ts';
+import { iommufdDomainAdded } from './mem.ts';
 import type {
   VfioAttachIoasidCmd,
   VfioBindIoasidFdCmd,
@@ -54,20 +55,31 @@ function regionsConflict(st: State, dev: number, space: Space): boolean {
 export function iommufdBind(st: State, ctx: StepContext, c: VfioDeviceBindIommufdCmd): Outcome {
   const pd = st.platform.devices[c.dev];
   if ((c.flags ?? 0) !== 0 || pd === undefined) return ctx.reject('DEV-002', 'EINVAL');
-  if (pd.kind === 'mediated') throw new ModelLimit('iommufd emulated (ACCESS) devices are not modelled yet');
   const d = st.devices[c.dev]!;
   if (d.boundId !== 0) return ctx.reject('DEV-001', 'EINVAL');
   const id = adoptId(st, ctx);
   if (id === 0) return ctx.reject('FD-001', 'ENOSPC');
-  st.objects.set(id, { kind: 'device', id, dev: c.dev });
+  // An emulated device binds as an ACCESS object (vfio_iommufd_emulated_bind); its ID is returned as the device ID.
+  st.objects.set(
+    id,
+    pd.kind === 'mediated' ? { kind: 'device', id, dev: c.dev, access: true } : { kind: 'device', id, dev: c.dev },
+  );
   d.boundId = id;
   ctx.hit('DEV-003');
   return ctx.ok({ id });
 }
 
-/** Detaches a device from its HWPT: drops its reservations and an auto HWPT left without users. */
+/**
+ * Detaches a device from its HWPT: drops its reservations and an auto HWPT left without users. An emulated device's
+ * ACCESS lets go of its IOAS (iommufd_access_detach).
+ */
 function iommufdDetachDevice(st: State, dev: number, ctx?: StepContext): void {
   const d = st.devices[dev]!;
+  if (d.access) {
+    const ioas = st.get(d.access, 'ioas');
+    if (ioas) ioas.space.accesses--;
+    d.access = 0;
+  }
   const h = st.get(d.hwpt, 'hwpt-paging') ?? st.get(d.hwpt, 'hwpt-nested');
   d.hwpt = 0;
   if (!h) return;
@@ -85,8 +97,15 @@ function iommufdDetachDevice(st: State, dev: number, ctx?: StepContext): void {
 /** VFIO_DEVICE_ATTACH_IOMMUFD_PT: first call attaches, later calls replace (device.c:iommufd_device_change_pt). */
 export function iommufdAttach(st: State, ctx: StepContext, c: VfioDeviceAttachIommufdPtCmd): Outcome {
   const d = st.devices[c.dev];
-  if ((c.flags ?? 0) !== 0 || d === undefined) return ctx.reject('DEV-019', 'EINVAL');
+  // PASID-032: flags must be 0 (argsz and flags are the first check of vfio_df_ioctl_attach_pt), so the
+  // VFIO_DEVICE_ATTACH_PASID flag of later kernels is refused: 6.12 has no user PASID attach.
+  if ((c.flags ?? 0) !== 0) {
+    ctx.hit('DEV-019');
+    return ctx.reject('PASID-032', 'EINVAL');
+  }
+  if (d === undefined) return ctx.reject('DEV-019', 'EINVAL');
   if (d.boundId === 0) return ctx.reject('DEV-004', 'EINVAL');
+  if (st.platform.devices[c.dev]!.kind === 'mediated') return accessAttach(st, ctx, c.dev, c.pt_id);
   const target = st.objects.get(c.pt_id);
   if (target === undefined) return ctx.reject('DEV-020', 'ENOENT');
   if (target.kind !== 'ioas' && target.kind !== 'hwpt-paging' && target.kind !== 'hwpt-nested')
@@ -94,6 +113,10 @@ export function iommufdAttach(st: State, ctx: StepContext, c: VfioDeviceAttachIo
   const group = st.platform.devices[c.dev]!.group;
   const ioasId = target.kind === 'ioas' ? target.id : target.ioas;
   const ioas = st.get(ioasId, 'ioas')!;
+  // DEV-025: a replace needs an attached device (its group's HWPT lists it), checked before the no-op of DEV-023.
+  // VFIO calls iommufd_device_replace only while the device is attached (vfio_iommufd_physical_attach_ioas), so an
+  // unattached device takes the attach path below and the EINVAL of iommufd_device_do_replace is never reached here.
+  if (d.hwpt !== 0) ctx.hit('DEV-025');
   // Replacing with the page table already attached is a no-op.
   if (
     d.hwpt !== 0 &&
@@ -144,7 +167,7 @@ export function iommufdAttach(st: State, ctx: StepContext, c: VfioDeviceAttachIo
       devices: 0,
       children: 0,
     });
-    space.domains++;
+    iommufdDomainAdded(st, space);
     space.reserved.add(...outsideAperture(st, `aperture:${hwptId}`));
     ctx.hit('DEV-021');
   }
@@ -159,6 +182,35 @@ export function iommufdAttach(st: State, ctx: StepContext, c: VfioDeviceAttachIo
   ctx.hit('DEV-019');
   ctx.hit('DEV-014');
   return ctx.ok({ pt_id: hwptId });
+}
+
+/**
+ * VFIO_DEVICE_ATTACH_IOMMUFD_PT of an emulated device (vfio_iommufd_emulated_attach_ioas): its ACCESS attaches to
+ * an IOAS, or replaces the one it has (iommufd_access_change_ioas). Only an IOAS will do (iommufd_get_ioas: ENOENT
+ * for any other ID); the same IOAS again is a no-op; the IOAS's areas must meet the PAGE_SIZE alignment the ACCESS
+ * brings (iopt_add_access: EADDRINUSE). The ACCESS then holds the IOAS (FD-011).
+ */
+function accessAttach(st: State, ctx: StepContext, dev: number, ptId: number): Outcome {
+  const d = st.devices[dev]!;
+  const ioas = st.get(ptId, 'ioas');
+  if (!ioas) return ctx.reject('DEV-020', 'ENOENT');
+  if (d.access === ioas.id) {
+    ctx.hit('DEV-023');
+    return ctx.ok({ pt_id: ioas.id });
+  }
+  const page = BigInt(st.platform.limits.pageSize);
+  for (const a of ioas.space.areas.all())
+    if (a.iova % page !== 0n || (a.last + 1n) % page !== 0n || a.va % page !== 0n)
+      return ctx.reject('DEV-015', 'EADDRINUSE');
+  if (d.access) {
+    ctx.hit('DEV-024');
+    iommufdDetachDevice(st, dev, ctx);
+  }
+  ioas.space.accesses++;
+  d.access = ioas.id;
+  ctx.hit('DEV-019');
+  ctx.hit('FD-011');
+  return ctx.ok({ pt_id: ioas.id });
 }
 
 /** VFIO_DEVICE_DETACH_IOMMUFD_PT: always succeeds (device_cdev.c:vfio_df_ioctl_detach_pt). */
@@ -181,6 +233,8 @@ export function iommufdClose(st: State, ctx: StepContext, c: VfioDeviceCloseCmd)
   st.ids.free(d.boundId);
   d.boundId = 0;
   ctx.hit('DEV-017');
+  // The last holder of a closed fd's context gone, it is released (FD-020, FD-021).
+  releaseIfUnheld(st, ctx);
   return ctx.ok();
 }
 
@@ -203,6 +257,8 @@ export function rfcUnbind(st: State, ctx: StepContext, c: VfioUnbindIoasidFdCmd)
   for (const a of [...d.attachments].reverse()) rfcDropAttachment(st, c.dev, a.ioasid, a.pasid);
   d.boundId = 0;
   ctx.hit('DEV-017');
+  // The last holder of a closed fd's context gone, it is released (FD-020, FD-021).
+  releaseIfUnheld(st, ctx);
   return ctx.ok();
 }
 
@@ -326,6 +382,8 @@ export function type1UnsetContainer(st: State, ctx: StepContext, c: VfioGroupUns
     ctx.hit('FD-019');
   }
   ctx.hit('IOAS-033');
+  // A closed container whose last group left is released (FD-021).
+  releaseIfUnheld(st, ctx);
   return ctx.ok();
 }
 

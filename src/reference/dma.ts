@@ -19,6 +19,8 @@ function ridSpace(st: State, dev: number): Space | undefined {
   const d = st.devices[dev]!;
   switch (st.profile) {
     case 'iommufd': {
+      // An emulated device reaches its ACCESS's IOAS through its driver (iommufd_access_rw), no IOMMU involved.
+      if (st.platform.devices[dev]!.kind === 'mediated') return st.get(d.access ?? 0, 'ioas')?.space;
       if (d.hwpt === 0) return undefined;
       const h = st.objects.get(d.hwpt);
       if (h?.kind === 'hwpt-nested') throw new ModelLimit('DMA through a nested HWPT needs the hardware model');
@@ -42,8 +44,14 @@ export function deviceDma(st: State, ctx: StepContext, c: DeviceDmaCmd): Outcome
     ctx.hit('REF-001');
     return rfcDma(st, ctx, c);
   }
-  if (c.pasid !== undefined) throw new ModelLimit('DMA with a PASID needs the PASID model');
   ctx.hit('REF-001');
+  if (c.pasid !== undefined) {
+    // PASID-033: a 6.12 iommufd attach installs only the RID's translation and no kernel driver of the model attaches
+    // a PASID, so PASID-tagged DMA finds no translation, whatever the RID is attached to (a nested HWPT included).
+    // vfio-type1 containers translate requests without PASID only.
+    if (st.profile === 'iommufd') ctx.hit('PASID-033');
+    return { ok: false, errno: 'fault', out: { reason: 'blocked' } };
+  }
   const space = ridSpace(st, c.dev);
   if (space === undefined) return { ok: false, errno: 'fault', out: { reason: 'blocked' } };
   const out = walkSpace(ctx, space, c.iova, c.length, c.write);

@@ -15,7 +15,7 @@ import type { Outcome, Outputs } from './commands.ts';
 import { PAGE_RESP, PGFAULT_PERM } from './commands.ts';
 import { PROT } from './core/areas.ts';
 import type { StepContext } from './core/context.ts';
-import { adoptId } from './fd.ts';
+import { adoptId, releaseIfUnheld } from './fd.ts';
 import type {
   DevicePageRequestCmd,
   IoasidFaultReadCmd,
@@ -202,6 +202,9 @@ export function iopfRefused(st: State, ctx: StepContext, dev: number, hwpt: numb
   const h = st.get(hwpt, 'hwpt-nested');
   if (h === undefined || h.fault === 0) return undefined;
   const pd = st.platform.devices[dev]!;
+  // FAULT-028: a PCI virtual function shares PRI with its PF, so iommufd_fault_iopf_enable refuses it first.
+  if (pd.vf === true) return ctx.reject('FAULT-028', 'EINVAL');
+  ctx.hit('FAULT-028');
   if (!pd.pri || !pd.ats) return ctx.reject('FAULT-031', 'ENODEV');
   ctx.hit('FAULT-031');
   return undefined;
@@ -333,6 +336,8 @@ export function iommufdFaultClose(st: State, ctx: StepContext, c: IommuFaultClos
   const f = faultFd(st, ctx, c.fault_id);
   if ('ok' in f) return f;
   f.fdOpen = false;
+  // The fault fd held the iommufd context too: a closed fd's context may go with it (FD-020).
+  releaseIfUnheld(st, ctx);
   return ctx.ok();
 }
 

@@ -24,7 +24,8 @@ export function iommufdGetHwInfo(st: State, ctx: StepContext, c: IommuGetHwInfoC
   if ((c.flags ?? 0) !== 0 || c.reserved_nonzero === true) return ctx.reject('FD-030', 'EOPNOTSUPP');
   ctx.hit('INFO-020');
   const dev = st.get(c.dev_id, 'device');
-  if (dev === undefined) return ctx.reject('INFO-020', 'ENOENT');
+  // An emulated device's ACCESS is not a DEVICE (iommufd_get_device): ENOENT as for any other object.
+  if (dev === undefined || dev.access === true) return ctx.reject('INFO-020', 'ENOENT');
   if (c.data_len < 0) return ctx.reject('INFO-021', 'EINVAL');
   const pd = st.platform.devices[dev.dev]!;
   const io = st.platform.iommu;

@@ -15,7 +15,7 @@ import type {
   VfioCheckExtensionCmd,
   VfioIommuGetInfoCmd,
 } from './resolved.ts';
-import type { State } from './state.ts';
+import type { IoasidObject, State } from './state.ts';
 
 /** VFIO_GET_API_VERSION: 0 (INFO-024). */
 export function vfioApiVersion(_st: State, ctx: StepContext): Outcome {
@@ -83,17 +83,48 @@ export function rfcCheckExtension(st: State, ctx: StepContext, c: IoasidCheckExt
   return ctx.ok({ value: offered[c.extension] === true ? 1 : 0 });
 }
 
-/** IOASID_GET_INFO: needs an attached device (INFO-003); reports permitted ranges (INFO-006..011). */
+/**
+ * The kinds of child IOASID_CREATE_NESTING can make on `io` (INFO-005): none unless it is a kernel-managed IOASID
+ * without a parent (NEST-001); otherwise the kinds the implementation offers and the IOMMU supports (the platform has
+ * one IOMMU, so every attached device's IOMMU supports the same), in the order kernel, pgtable, pasid-table.
+ */
+function nestingKinds(st: State, io: IoasidObject): string[] {
+  if (io.parent !== 0 || io.format !== 'kernel') return [];
+  const hw = st.platform.iommu;
+  const f = st.features;
+  const kinds: string[] = [];
+  if (f.has('nesting-sw') && hw.nestingSw) kinds.push('kernel');
+  if (f.has('nesting-hw') && hw.nestingHw && hw.pgtableFormats.length > 0) kinds.push('pgtable');
+  if (f.has('pasid-table-user') && hw.pasidTableFormats.length > 0) kinds.push('pasid-table');
+  return kinds;
+}
+
+/** IOASID_GET_INFO: needs an attached device (INFO-003); reports formats, nesting, ranges (INFO-004..012). */
 export function rfcGetInfo(st: State, ctx: StepContext, c: IoasidGetInfoCmd): Outcome {
   const io = st.get(c.ioasid, 'ioasid');
   if (!io) return ctx.reject('FD-002', 'ENOENT');
   if (!rfcReady(st, io)) return ctx.reject('INFO-003', 'ENODEV');
   ctx.hit('INFO-004');
   const out: Record<string, unknown> = { format: io.format };
+  // INFO-005: the kinds of nesting a parent accepts; none on an IOASID that cannot be a parent.
+  ctx.hit('INFO-005');
+  out.nesting = nestingKinds(st, io);
+  // INFO-010: a user-managed IOASID reports the table format BIND accepts on it, the one declared at creation
+  // (BIND-003), which creation checked the IOMMU can walk (NEST-002).
+  if (io.tableFormat !== undefined) {
+    ctx.hit('INFO-010');
+    out.table_formats = [io.tableFormat];
+  }
+  let short = false;
   if (io.space) {
     ctx.hit('INFO-006');
     ctx.hit('INFO-009');
-    out.permitted = io.space.reserved.holes().map((r) => ({ start: r.start, last: r.last }));
+    const ranges = io.space.reserved.holes().map((r) => ({ start: r.start, last: r.last }));
+    // INFO-012: a too small array gets the entries that fit, the total count, and EMSGSIZE.
+    ctx.hit('INFO-012');
+    short = c.num_ranges !== undefined && c.num_ranges < ranges.length;
+    out.num_ranges = ranges.length;
+    out.permitted = short ? ranges.slice(0, Math.max(0, c.num_ranges!)) : ranges;
     out.page_sizes = st.platform.iommu.pageSizes;
   }
   // INFO-011: the smallest PASID width among the attached devices; 0 when one of them cannot use PASIDs.
@@ -102,5 +133,6 @@ export function rfcGetInfo(st: State, ctx: StepContext, c: IoasidGetInfoCmd): Ou
     (d, i) => !st.platform.devices[i]!.pasid && d.attachments.some((a) => a.ioasid === io.id),
   );
   out.pasid_bits = noPasid ? 0 : st.platform.iommu.pasidBits;
+  if (short) return ctx.reject('INFO-012', 'EMSGSIZE', out as never);
   return ctx.ok(out as never);
 }

@@ -22,7 +22,7 @@ import { U64_MAX } from './u64.ts';
 import { iommufdAlignment } from './core/placement.ts';
 import { adoptId } from './fd.ts';
 import { unmapAll } from './map.ts';
-import { memUnmapSpace } from './mem.ts';
+import { domainPinRefused, memUnmapSpace } from './mem.ts';
 import { cpuNamesIoasid } from './pasid.ts';
 
 // ------------------------------------------------------------------------------------------------ rfc
@@ -223,11 +223,20 @@ export function iommufdVfioIoas(st: State, ctx: StepContext, c: IommuVfioIoasCmd
 }
 
 /**
- * Whether a new domain (HWPT_PAGING) can join an IOAS (io_pagetable.c:iopt_table_add_domain): areas and allowed
- * ranges must lie inside its aperture (IOAS-020), areas must meet its alignment (EADDRINUSE) and be pinnable
- * (EFAULT). Returns the error outcome, or undefined when it can.
+ * Whether a new domain (HWPT_PAGING) can join an IOAS (io_pagetable.c:iopt_table_add_domain), in the kernel's
+ * order: areas must meet its alignment, user page offset included (IOAS-035, EADDRINUSE), areas and allowed
+ * ranges must lie inside its aperture (IOAS-020), and a first domain
+ * must be able to pin them (EFAULT, MEM-013) within RLIMIT_MEMLOCK (ENOMEM, MEM-014). Returns the error outcome, or
+ * undefined when it can.
  */
 export function domainCannotJoin(st: State, ctx: StepContext, space: Space): Outcome | undefined {
+  // IOAS-035: the new alignment first (iopt_check_iova_alignment): IOVA, length and the user page offset.
+  const m = iommufdAlignment({ ...space, domains: 1 } as Space, st.platform);
+  const page = BigInt(st.platform.limits.pageSize);
+  ctx.hit('IOAS-035');
+  for (const a of space.areas.all())
+    if (a.iova % m !== 0n || (a.last + 1n) % m !== 0n || (a.va % page) % m !== 0n)
+      return ctx.reject('IOAS-035', 'EADDRINUSE');
   const aperture = outsideAperture(st, 'pending');
   if (
     aperture.some(
@@ -235,9 +244,5 @@ export function domainCannotJoin(st: State, ctx: StepContext, space: Space): Out
     )
   )
     return ctx.reject('IOAS-020', 'EADDRINUSE');
-  const m = iommufdAlignment({ ...space, domains: 1 } as Space, st.platform);
-  for (const a of space.areas.all())
-    if (a.iova % m !== 0n || (a.last + 1n) % m !== 0n) return ctx.reject('DEV-015', 'EADDRINUSE');
-  if (space.badAreas > 0) return ctx.reject('MEM-003', 'EFAULT');
-  return undefined;
+  return domainPinRefused(st, ctx, space);
 }

@@ -37,7 +37,7 @@ import type {
 import type { Space, State } from './state.ts';
 import { U64_MAX } from './u64.ts';
 import { rfcKernelIoasid } from './ioas.ts';
-import { memMap, memUnmap, memUnmapSpace } from './mem.ts';
+import { iommufdOverLimit, iommufdPin, iommufdPinCost, iommufdUnpin, memMap, memUnmap, memUnmapSpace } from './mem.ts';
 import { rfcChildMap, softwareChild } from './nesting.ts';
 
 const PAGE = (st: State) => BigInt(st.platform.limits.pageSize);
@@ -91,7 +91,19 @@ export function iommufdMap(st: State, ctx: StepContext, c: IommuIoasMapCmd): Out
   if (space.domains > 0 && pinFails(st, loc.buf, loc.off, c.length)) return ctx.reject('MAP-017', 'EFAULT');
   const prot =
     ((c.flags & IOAS_MAP.READABLE) !== 0 ? PROT.READ : 0) | ((c.flags & IOAS_MAP.WRITEABLE) !== 0 ? PROT.WRITE : 0);
-  addArea(space, st.platform, makeArea(iova, c.length, va, loc.buf, loc.off, prot, st.nextPages++));
+  const area = makeArea(iova, c.length, va, loc.buf, loc.off, prot, st.nextPages);
+  if (space.domains > 0) {
+    // The domains are filled: the new pages object's pages are pinned and accounted (MEM-014).
+    const over = iommufdOverLimit(st, ctx, iommufdPinCost(st, [area]));
+    if (over) return over;
+    iommufdPin(st, [area]);
+  } else {
+    // MEM-010: no domain, nothing pinned or accounted; MEM-013: a bad user address is not noticed until one joins.
+    ctx.hit('MEM-010');
+    if (pinFails(st, loc.buf, loc.off, c.length)) ctx.hit('MEM-013');
+  }
+  st.nextPages++;
+  addArea(space, st.platform, area);
   ctx.hit('MAP-001');
   return ctx.ok({ iova });
 }
@@ -146,6 +158,7 @@ export function iommufdUnmap(st: State, ctx: StepContext, c: IommuIoasUnmapCmd):
     if (a.iova < c.iova) return ctx.reject(unmapped > 0n ? 'MAP-040' : 'MAP-026', 'ENOENT');
     if (a.last > last) return ctx.reject(unmapped > 0n ? 'MAP-040' : 'MAP-027', 'ENOENT');
     const next = space.areas.after(a);
+    if (space.domains > 0) iommufdUnpin(st, [a]);
     removeArea(space, st.platform, a);
     unmapped += a.last - a.iova + 1n;
     a = next;
@@ -157,11 +170,12 @@ export function iommufdUnmap(st: State, ctx: StepContext, c: IommuIoasUnmapCmd):
   return ctx.ok({ length: unmapped });
 }
 
-/** Removes every area of a space and returns the bytes removed (MAP-031). */
+/** Removes every area of a space and returns the bytes removed (MAP-031), unpinning iommufd's pages (MEM-010). */
 export function unmapAll(st: State, ctx: StepContext, space: Space): bigint {
   let total = 0n;
   for (const a of [...space.areas.all()]) {
     total += a.last - a.iova + 1n;
+    if (st.profile === 'iommufd' && space.domains > 0) iommufdUnpin(st, [a]);
     removeArea(space, st.platform, a);
   }
   ctx.hit('MAP-031');
@@ -223,22 +237,28 @@ export function iommufdCopy(st: State, ctx: StepContext, c: IommuIoasCopyCmd): O
     return ctx.reject('MAP-046', 'EFAULT');
   const prot =
     ((c.flags & IOAS_MAP.READABLE) !== 0 ? PROT.READ : 0) | ((c.flags & IOAS_MAP.WRITEABLE) !== 0 ? PROT.WRITE : 0);
-  for (const s of segments) {
+  const areas = segments.map((s) => {
     const delta = s.from - s.area.iova;
-    addArea(
-      space,
-      st.platform,
-      makeArea(
-        iova + (s.from - c.src_iova),
-        s.to - s.from + 1n,
-        s.area.va + delta,
-        s.area.buf,
-        s.area.off + delta,
-        prot,
-        s.area.pages,
-      ),
+    return makeArea(
+      iova + (s.from - c.src_iova),
+      s.to - s.from + 1n,
+      s.area.va + delta,
+      s.area.buf,
+      s.area.off + delta,
+      prot,
+      s.area.pages,
     );
-  }
+  });
+  if (space.domains > 0) {
+    // MEM-011: the new areas share their source's pages objects; only pages none of them has pinned yet are pinned
+    // and accounted (none when the source lies in an IOAS with a domain).
+    const cost = iommufdPinCost(st, areas);
+    const over = iommufdOverLimit(st, ctx, cost);
+    if (over) return over;
+    if (cost === 0n) ctx.hit('MEM-011');
+    iommufdPin(st, areas);
+  } else ctx.hit('MEM-010');
+  for (const a of areas) addArea(space, st.platform, a);
   ctx.hit('MAP-045');
   ctx.hit('MAP-049');
   return ctx.ok({ dst_iova: iova });
@@ -273,6 +293,9 @@ export function type1Map(st: State, ctx: StepContext, c: VfioIommuMapDmaCmd): Ou
   if (ct.space.reserved.intersects(c.iova, last)) return ctx.reject('MAP-008', 'EINVAL');
   if (last === U64_MAX) ctx.hit('MAP-013');
   const loc = 'bad' in c.vaddr ? { buf: -1, off: 0n } : { buf: c.vaddr.buf, off: c.vaddr.off };
+  // MEM-010: a container with an IOMMU model has a domain here (the model's groups are physical; mdev-only
+  // containers, which record the mapping unpinned, are not modelled), so MAP pins at once.
+  ctx.hit('MEM-010');
   if (pinFails(st, loc.buf, loc.off, c.size)) return ctx.reject('MAP-018', 'EFAULT');
   const prot =
     ((c.flags & VFIO_DMA_MAP.READ) !== 0 ? PROT.READ : 0) | ((c.flags & VFIO_DMA_MAP.WRITE) !== 0 ? PROT.WRITE : 0);

@@ -1,10 +1,16 @@
 /**
- * Chapter MEM, rfc profile — pre-registration, pinning and accounting (spec/chapters/MEM.md): IOASID_REGISTER_MEMORY,
- * IOASID_UNREGISTER_MEMORY, and the accounting of the pages IOASID_MAP_DMA pins, so that at every step the pages
- * accounted equal the live registrations plus the mappings of unregistered memory (MEM-016).
+ * Chapter MEM — pre-registration, pinning and accounting (spec/chapters/MEM.md).
  *
- * Not for: iommufd or vfio-type1 accounting, and not for software-nesting children, whose mappings reuse the parent's
- * pins (MEM-008, handled in `nesting.ts`).
+ * rfc: IOASID_REGISTER_MEMORY, IOASID_UNREGISTER_MEMORY, and the accounting of the pages IOASID_MAP_DMA pins, so
+ * that at every step the pages accounted equal the live registrations plus the mappings of unregistered memory
+ * (MEM-016).
+ *
+ * iommufd: pages are pinned only while an area of them lies in an IOAS with a domain (MEM-010, pages.c:
+ * iopt_area_fill_domains), each page of a pages object once however many areas share it through COPY (MEM-011), and
+ * accounted against RLIMIT_MEMLOCK (MEM-014); a bad user address surfaces when a domain is added (MEM-013).
+ *
+ * Not for: vfio-type1 accounting, and not for software-nesting children, whose mappings reuse the parent's pins
+ * (MEM-008, handled in `nesting.ts`).
  *
  * @module
  */
@@ -135,4 +141,108 @@ export function memUnmap(st: State, a: Area): void {
 /** Releases the pins of every area of a space (unmap-all, IOASID_FREE). */
 export function memUnmapSpace(st: State, space: Space): void {
   for (const a of space.areas.all()) memUnmap(st, a);
+}
+
+// ------------------------------------------------------------------------------------------------ iommufd
+
+/** The CPU pages (first and last page index) the user memory of an area spans. */
+function spanOf(st: State, a: Area): { first: bigint; last: bigint } {
+  const page = BigInt(st.platform.limits.pageSize);
+  return { first: a.va / page, last: (a.va + (a.last - a.iova)) / page };
+}
+
+/** The number of distinct pages in a union of page spans. */
+function distinctPages(spans: readonly { first: bigint; last: bigint }[]): bigint {
+  const sorted = [...spans].sort((x, y) => (x.first < y.first ? -1 : x.first > y.first ? 1 : 0));
+  let total = 0n;
+  let end = -1n;
+  for (const s of sorted) {
+    const from = s.first > end ? s.first : end + 1n;
+    if (s.last >= from) total += s.last - from + 1n;
+    if (s.last > end) end = s.last;
+  }
+  return total;
+}
+
+/**
+ * The pages iommufd would pin and account anew to give `areas` a domain: per pages object, the pages its areas add
+ * to those it already has pinned (0 for the pages a COPY shares with a pinned source, MEM-011).
+ */
+export function iommufdPinCost(st: State, areas: Iterable<Area>): bigint {
+  const added = new Map<number, { first: bigint; last: bigint }[]>();
+  for (const a of areas) {
+    const l = added.get(a.pages);
+    if (l === undefined) added.set(a.pages, [spanOf(st, a)]);
+    else l.push(spanOf(st, a));
+  }
+  let cost = 0n;
+  for (const [pages, spans] of added) {
+    const held = st.iopins.get(pages) ?? [];
+    cost += distinctPages([...held, ...spans]) - distinctPages(held);
+  }
+  return cost;
+}
+
+/**
+ * The accounting check of iommufd pinning (pages.c:incr_user_locked_vm): ENOMEM (MEM-014) when `cost` more pages
+ * would exceed RLIMIT_MEMLOCK; undefined when they fit. A process with CAP_IPC_LOCK (memlockPages null) is not
+ * limited.
+ */
+export function iommufdOverLimit(st: State, ctx: StepContext, cost: bigint): Outcome | undefined {
+  const limit = st.platform.limits.memlockPages;
+  if (limit !== null && st.iopinned + cost > BigInt(limit)) return ctx.reject('MEM-014', 'ENOMEM');
+  if (limit !== null) ctx.hit('MEM-014');
+  return undefined;
+}
+
+/** Pins the pages of areas that joined a domain (a MAP or COPY into an IOAS with one, or a first domain). */
+export function iommufdPin(st: State, areas: Iterable<Area>): void {
+  for (const a of areas) {
+    const held = st.iopins.get(a.pages) ?? [];
+    const next = [...held, spanOf(st, a)];
+    st.iopinned += distinctPages(next) - distinctPages(held);
+    st.iopins.set(a.pages, next);
+  }
+}
+
+/** Unpins the pages of areas that left every domain (an UNMAP, a destroyed IOAS, the last domain gone). */
+export function iommufdUnpin(st: State, areas: Iterable<Area>): void {
+  for (const a of areas) {
+    const held = st.iopins.get(a.pages);
+    if (held === undefined) continue;
+    const span = spanOf(st, a);
+    const i = held.findIndex((x) => x.first === span.first && x.last === span.last);
+    if (i < 0) continue;
+    const next = [...held.slice(0, i), ...held.slice(i + 1)];
+    st.iopinned -= distinctPages(held) - distinctPages(next);
+    if (next.length === 0) st.iopins.delete(a.pages);
+    else st.iopins.set(a.pages, next);
+  }
+}
+
+/**
+ * A domain joins an IOAS (HWPT_ALLOC of a paging HWPT, an attach that creates one): the first domain pins every
+ * area (MEM-010; the caller checked EFAULT and ENOMEM with {@link domainPinRefused}).
+ */
+export function iommufdDomainAdded(st: State, space: Space): void {
+  if (space.domains === 0) iommufdPin(st, space.areas.all());
+  space.domains++;
+}
+
+/** A domain leaves an IOAS: with the last one gone nothing needs the pages, which are unpinned (MEM-010). */
+export function iommufdDomainRemoved(st: State, space: Space): void {
+  space.domains--;
+  if (space.domains === 0) iommufdUnpin(st, space.areas.all());
+}
+
+/**
+ * Whether the first domain of an IOAS cannot pin its areas (io_pagetable.c:iopt_table_add_domain →
+ * iopt_fill_domain): a user address that is not the process's gives EFAULT (MEM-013, accepted by MAP while the IOAS
+ * had no domain), then accounting beyond RLIMIT_MEMLOCK gives ENOMEM (MEM-014). Later domains find the pages pinned.
+ */
+export function domainPinRefused(st: State, ctx: StepContext, space: Space): Outcome | undefined {
+  if (space.domains > 0) return undefined;
+  if (space.badAreas > 0) return ctx.reject('MEM-013', 'EFAULT');
+  if (space.areas.size > 0) ctx.hit('MEM-010');
+  return iommufdOverLimit(st, ctx, iommufdPinCost(st, space.areas.all()));
 }

@@ -29,7 +29,7 @@ import {
   type1SetIommu,
   type1UnsetContainer,
 } from './dev.ts';
-import { iommufdDestroy } from './fd.ts';
+import { closedFd, closedFdRefuses, fdClose, iommufdDestroy } from './fd.ts';
 import { rfcCheckExtension, rfcGetInfo, vfioApiVersion, vfioCheckExtension, vfioGetInfo } from './info.ts';
 import {
   iommufdAllowIovas,
@@ -141,6 +141,7 @@ const HANDLERS: { readonly [K in Command['op']]: Handler<K> } = {
   IOASID_FAULT_RESPOND: rfcFaultRespond,
   DEVICE_PAGE_REQUEST: devicePageRequest,
   DEVICE_DMA: deviceDma,
+  FD_CLOSE: fdClose,
 };
 
 /** How a model is configured: the implementation's declared profile, features and platform. */
@@ -191,11 +192,14 @@ export class Model {
     this.state.stepIndex = this.outcomes.length;
     let outcome: Outcome;
     try {
-      outcome = !OP_PROFILES.get(c.op)?.includes(this.config.profile)
-        ? this.unknownIoctl(ctx)
-        : this.invariants
-          ? this.invariants.around(this.state, c, ctx, () => this.abiThenDispatch(c, ctx))
-          : this.abiThenDispatch(c, ctx);
+      // An ioctl on the fd the user closed fails with EBADF before anything else (FD-036).
+      outcome = closedFdRefuses(this.state, c.op)
+        ? closedFd(ctx)
+        : !OP_PROFILES.get(c.op)?.includes(this.config.profile)
+          ? this.unknownIoctl(ctx)
+          : this.invariants
+            ? this.invariants.around(this.state, c, ctx, () => this.abiThenDispatch(c, ctx))
+            : this.abiThenDispatch(c, ctx);
     } finally {
       this.version++;
     }

@@ -13,6 +13,7 @@ import { HWPT_ALLOC, HWPT_DATA, HWPT_INVALIDATE_DATA, VTD_INV_FLAGS } from './co
 import type { StepContext } from './core/context.ts';
 import { adoptId } from './fd.ts';
 import { domainCannotJoin, outsideAperture } from './ioas.ts';
+import { iommufdDomainAdded } from './mem.ts';
 import type { IommuHwptAllocCmd, IommuHwptInvalidateCmd } from './resolved.ts';
 import type { HwptObject, State } from './state.ts';
 import { U64_MAX } from './u64.ts';
@@ -30,7 +31,9 @@ export function iommufdHwptAlloc(st: State, ctx: StepContext, c: IommuHwptAllocC
   if ((c.data_type === HWPT_DATA.NONE) !== (dataLen === 0)) return ctx.reject('FMT-015', 'EINVAL');
   ctx.hit('FMT-015');
   ctx.hit('BIND-014');
-  if (!st.get(c.dev_id, 'device')) return ctx.reject(st.objects.has(c.dev_id) ? 'FD-006' : 'FD-002', 'ENOENT');
+  // An emulated device's ACCESS is not a DEVICE: iommufd_get_device finds no object of its type (FD-006).
+  if (!st.get(c.dev_id, 'device') || st.get(c.dev_id, 'device')?.access === true)
+    return ctx.reject(st.objects.has(c.dev_id) ? 'FD-006' : 'FD-002', 'ENOENT');
   const pt = st.objects.get(c.pt_id);
   // pt_id is looked up with any type: a missing ID is EINVAL, not ENOENT (FD-007, FMT-014).
   if (pt === undefined) return ctx.reject('FMT-014', 'EINVAL');
@@ -66,7 +69,7 @@ export function iommufdHwptAlloc(st: State, ctx: StepContext, c: IommuHwptAllocC
       children: 0,
       ...(dirty ? { tracking: false, dirtyPages: [] } : {}),
     });
-    space.domains++;
+    iommufdDomainAdded(st, space);
     space.reserved.add(...outsideAperture(st, `aperture:${id}`));
     if (nestParent) ctx.hit('NEST-013');
     if (dirty) ctx.hit('FMT-019');

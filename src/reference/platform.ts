@@ -19,24 +19,30 @@ export const ReservedRegion = t.intersection(
 export type ReservedRegion = t.TypeOf<typeof ReservedRegion>;
 
 /** A device behind the IOMMU. */
-export const Device = t.type(
-  {
-    /** Name used in traces and reports (`dev0`). */
-    name: t.string,
-    /** PCI requester ID (bus << 8 | devfn). */
-    rid: t.number,
-    /** IOMMU group number: devices of one group share one translation. */
-    group: t.number,
-    /** `physical` (PF/VF, RID-routed) or `mediated` (mdev/SIOV: reached through a PASID of its parent). */
-    kind: t.keyof({ physical: null, mediated: null }),
-    /** Index of the parent device for a mediated device; -1 for none. */
-    parent: t.number,
-    pasid: t.boolean,
-    pri: t.boolean,
-    ats: t.boolean,
-    enqcmd: t.boolean,
-    reserved: t.array(ReservedRegion),
-  },
+export const Device = t.intersection(
+  [
+    t.type({
+      /** Name used in traces and reports (`dev0`). */
+      name: t.string,
+      /** PCI requester ID (bus << 8 | devfn). */
+      rid: t.number,
+      /** IOMMU group number: devices of one group share one translation. */
+      group: t.number,
+      /** `physical` (PF/VF, RID-routed) or `mediated` (mdev/SIOV: reached through a PASID of its parent). */
+      kind: t.keyof({ physical: null, mediated: null }),
+      /** Index of the parent device for a mediated device; -1 for none. */
+      parent: t.number,
+      pasid: t.boolean,
+      pri: t.boolean,
+      ats: t.boolean,
+      enqcmd: t.boolean,
+      reserved: t.array(ReservedRegion),
+    }),
+    t.partial({
+      /** A PCI SR-IOV virtual function (`pci_dev->is_virtfn`); absent: false. Its PRI is shared with its PF. */
+      vf: t.boolean,
+    }),
+  ],
   'Device',
 );
 export type Device = t.TypeOf<typeof Device>;

@@ -29,6 +29,8 @@ export class Space {
   badAreas = 0;
   /** Pages objects (by ID) → number of areas that map them, for accounting. */
   pagesUsers = new Map<number, number>();
+  /** iommufd: ACCESS objects (emulated devices) attached to this IOAS; they hold it (FD-011). */
+  accesses = 0;
 
   clone(): Space {
     const s = new Space();
@@ -39,6 +41,7 @@ export class Space {
     s.hugePages = this.hugePages;
     s.badAreas = this.badAreas;
     s.pagesUsers = new Map(this.pagesUsers);
+    s.accesses = this.accesses;
     return s;
   }
 }
@@ -150,6 +153,11 @@ export interface DeviceObject {
   readonly id: number;
   /** Index into `platform.devices`. */
   readonly dev: number;
+  /**
+   * An emulated (mediated) device's ACCESS object (IOMMUFD_OBJ_ACCESS, device.c:iommufd_access_create) rather than a
+   * DEVICE: it reaches an IOAS through its driver, never through a HWPT. The view lists it as a device.
+   */
+  readonly access?: true;
 }
 
 /** An rfc IOASID. */
@@ -180,6 +188,8 @@ export interface DeviceState {
   boundId: number;
   /** iommufd: the HWPT the device is attached to (0: none). */
   hwpt: number;
+  /** iommufd, an emulated device: the IOAS its ACCESS is attached to (absent or 0: none). */
+  access?: number;
   /** rfc: attachments, RID-level (pasid undefined) and per PASID. */
   attachments: { ioasid: number; pasid: number | undefined; real?: number }[];
 }
@@ -207,12 +217,21 @@ export class State {
   rlimitMode = 0n;
   /** Next pages-object ID (accounting). */
   nextPages = 1;
+  /**
+   * iommufd: the CPU-page spans each pages object has pinned, one per area of it in an IOAS with a domain (MEM-010,
+   * MEM-011; mem.ts). Arrays are replaced, never changed in place, so a clone shares them.
+   */
+  iopins = new Map<number, readonly { readonly first: bigint; readonly last: bigint }[]>();
+  /** iommufd: CPU pages pinned and accounted, each page of a pages object once (MEM-011, MEM-014; mem.ts). */
+  iopinned = 0n;
   /** Page requests in flight and the completion counters (chapter FAULT). */
   pri: PriState;
   /** rfc: the fd's fault queue (records name their IOASID). */
   rfcFaults: FaultQueue;
   /** Index of the step being applied (set by the model before each step). */
   stepIndex = 0;
+  /** The user closed the fd (FD_CLOSE) and its context is still held by bound devices, groups or fault fds. */
+  fdClosed = false;
   /** rfc: pre-registrations and pins (MEM), the PASID scheme, kernel-allocated PASIDs, CPU translations (PASID). */
   rfcx: RfcState;
 
@@ -236,9 +255,12 @@ export class State {
       this.vfioIoas = from.vfioIoas;
       this.rlimitMode = from.rlimitMode;
       this.nextPages = from.nextPages;
+      this.iopins = new Map(from.iopins);
+      this.iopinned = from.iopinned;
       this.pri = { ...from.pri, partial: new Map(from.pri.partial) };
       this.rfcFaults = from.rfcFaults.clone();
       this.stepIndex = from.stepIndex;
+      this.fdClosed = from.fdClosed;
       this.rfcx = from.rfcx.clone();
     } else {
       this.pri = { partial: new Map(), raised: 0, answered: 0, nextSeq: 1 };

@@ -22,7 +22,7 @@ export const HPAGE_SIZE = 2n << 20n;
 
 /**
  * iommufd's `iova_alignment` of an IOAS (`iopt_calculate_iova_alignment`): 1 with no domain, the domains' smallest
- * page size with domains, at least PAGE_SIZE when large pages are disabled.
+ * page size with domains, at least PAGE_SIZE when large pages are disabled or an ACCESS is attached.
  */
 export function iommufdAlignment(space: Space, platform: Platform): bigint {
   let a = 1n;
@@ -31,6 +31,8 @@ export function iommufdAlignment(space: Space, platform: Platform): bigint {
     const m = minPageSize(platform);
     if (m > a) a = m;
   }
+  // An attached ACCESS that pins pages (VFIO's emulated devices) needs PAGE_SIZE (iommufd_access_create).
+  if (space.accesses > 0 && a < BigInt(platform.limits.pageSize)) a = BigInt(platform.limits.pageSize);
   return a;
 }
 
