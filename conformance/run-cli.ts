@@ -19,6 +19,7 @@ import { parseClausePatterns } from '../generators/coverage.ts';
 import { DEFAULT_ADVERSARIAL, DEFAULT_MAX_STEPS, templatesFor } from '../generators/trace.ts';
 import { adapterNames, createAdapter, isConfigurable, type AdapterOptions } from './adapters/registry.ts';
 import { AdapterOpenError } from './adapters/stdio.ts';
+import { guardAdapter } from './adapters/watchdog.ts';
 import { UsageError } from './errors.ts';
 import { toWireJson } from './protocol.ts';
 import { writeRunReports } from './report-cli.ts';
@@ -64,7 +65,9 @@ options:
   --shard I/N           run every N-th trace starting at I (1-based); merge shards with "merge"
   --report-dir DIR      where results.json and failures/ go (default ${DEFAULT_REPORT_DIR})
   --junit FILE          also write a JUnit XML report
-  --timeout MS          per-request timeout of out-of-process adapters (default 30000)
+  --timeout MS          time limit of one trace (default 30000): an out-of-process adapter is killed, an in-process
+                        one interrupted (a synchronous loop) or abandoned (a promise that never settles); the trace
+                        fails as a timeout and the run goes on
   --corpus-dir DIR      the regression corpus (default ${DEFAULT_CORPUS_DIR}); --no-corpus to skip it
   --shrink-budget N     most runs spent shrinking one failure (default 1000)
   --refine              also check refinement (chapter REF): after every step a driver realises the uAPI state on
@@ -380,7 +383,7 @@ async function openFor(adapterName: string, trace: Trace, timeoutMs: number) {
   const opts: AdapterOptions = isConfigurable(adapterName)
     ? { profile: trace.profile, features: trace.features, platform: trace.platform, timeoutMs }
     : { timeoutMs };
-  const adapter = createAdapter(adapterName, opts);
+  const adapter = guardAdapter(createAdapter(adapterName, opts), timeoutMs);
   try {
     const caps = await adapter.open();
     if (caps.profile !== trace.profile) {

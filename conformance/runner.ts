@@ -31,6 +31,7 @@ import { isLeft } from 'fp-ts/lib/Either.js';
 import type { Adapter, Capabilities, TraceReply } from './adapter.ts';
 import { createAdapter, isConfigurable, isPortable, type AdapterOptions } from './adapters/registry.ts';
 import { AdapterOpenError } from './adapters/stdio.ts';
+import { guardAdapter } from './adapters/watchdog.ts';
 import { UsageError } from './errors.ts';
 import { CapabilitiesCodec, checkCapabilities, toWireJson } from './protocol.ts';
 import { refinerFactory, type Refiner } from './refine.ts';
@@ -1083,7 +1084,8 @@ function knownFeatures(): string[] {
 async function openChecked(
   opts: RunOptions,
 ): Promise<{ adapter: Adapter; caps: Capabilities } | { error: AdapterFailed }> {
-  const adapter = createAdapter(opts.adapter, opts.adapterOptions);
+  // An in-process adapter runs under the watchdog, so that one that hangs is a timeout and the run goes on.
+  const adapter = guardAdapter(createAdapter(opts.adapter, opts.adapterOptions), opts.adapterOptions.timeoutMs);
   let caps: Capabilities;
   try {
     caps = await adapter.open();
@@ -1516,13 +1518,53 @@ export async function shrinkTraceSteps(
   };
   // The prefix up to the failing step must still fail (it does unless the implementation is flaky).
   if (!(await tryCandidate(cur))) return { steps: [...steps], failure: original, runs };
-  for (let chunk = Math.max(1, Math.floor(cur.length / 2)); chunk >= 1 && runs < budget;) {
-    let progress = false;
-    for (let start = cur.length - 1 - chunk; start >= 0 && runs < budget; start -= chunk) {
-      const c = removeSteps(cur, Math.max(0, start), Math.min(chunk, cur.length - 1 - Math.max(0, start)));
-      if (c !== undefined && c.length < cur.length && (await tryCandidate(c))) progress = true;
+  // Removes [from, to) when that leaves the failing (last) step and orphans no reference.
+  const tryRemove = async (from: number, to: number): Promise<boolean> => {
+    const start = Math.max(0, from);
+    const count = Math.min(to, cur.length - 1) - start;
+    if (count <= 0) return false;
+    const c = removeSteps(cur, start, count);
+    return c !== undefined && (await tryCandidate(c));
+  };
+  for (;;) {
+    const before = cur.length;
+    // 1. Chunks, largest first, at a stride of their size from the end (the first chunk may be partial).
+    for (let chunk = Math.max(1, Math.floor(cur.length / 2)); chunk >= 1 && runs < budget;) {
+      let progress = false;
+      for (let start = cur.length - 1 - chunk; start > -chunk && runs < budget; start -= chunk)
+        if (await tryRemove(start, start + chunk)) progress = true;
+      if (!progress) chunk = Math.floor(chunk / 2);
     }
-    if (!progress) chunk = Math.floor(chunk / 2);
+    // 2. Once short: every pair of steps, adjacent or not (a setup step and the step that uses it, such as a bind
+    //    and the attach of the same device, go only together, and a strided chunk rarely holds both).
+    if (cur.length <= PAIR_SHRINK_MAX)
+      pairs: for (let i = cur.length - 2; i >= 1 && runs < budget; i--)
+        for (let j = i - 1; j >= 0 && runs < budget; j--) {
+          const c = removeSteps(cur, i, 1);
+          const d = c === undefined ? undefined : removeSteps(c, j, 1);
+          if (d !== undefined && (await tryCandidate(d))) break pairs;
+        }
+    // 3. Once short: an object reference pointed at an object an earlier step made (an attach to the IOAS itself
+    //    rather than to a HWPT built on it), which leaves the steps that built the later object to delete.
+    let repointed = false;
+    if (cur.length === before && cur.length <= PAIR_SHRINK_MAX)
+      repoint: for (let i = cur.length - 1; i >= 1 && runs < budget; i--)
+        for (const [k, v] of Object.entries(cur[i]!)) {
+          const ref = (v as { ref?: unknown; field?: unknown } | null)?.ref;
+          if (typeof ref !== 'number' || (v as { field?: unknown }).field !== undefined) continue;
+          for (let to = 0; to < ref && runs < budget; to++) {
+            const c = [...cur];
+            c[i] = { ...cur[i]!, [k]: { ref: to } };
+            if (await tryCandidate(c)) {
+              repointed = true;
+              break repoint;
+            }
+          }
+        }
+    if ((cur.length === before && !repointed) || runs >= budget) break;
   }
   return { steps: cur, failure, runs };
 }
+
+/** The longest trace whose pairs of steps {@link shrinkTraceSteps} tries to remove together. */
+const PAIR_SHRINK_MAX = 16;

@@ -45,7 +45,7 @@ const dma: TemplateDef = {
   profiles: ['rfc', 'iommufd', 'vfio-type1'],
   features: ['dma-probe'],
   weight: 8,
-  picks: 6,
+  picks: 7,
   variants: DMA_VARIANTS,
   realise(ctx, p, v): Command | undefined {
     const devs = ctx.platform.devices.flatMap((d, i) => (d.kind === 'physical' && probeable(ctx, i) ? [i] : []));
@@ -143,4 +143,28 @@ const rfcFaultRespond: TemplateDef = {
 };
 
 /** The harness templates. */
-export const HARNESS_TEMPLATES: readonly TemplateDef[] = [dma, rfcPageRequest, rfcFaultRead, rfcFaultRespond];
+/** Whether anything besides the fd holds its context: a bound device, a group in the container, an open fault fd. */
+function contextHeld(ctx: RealiseCtx): boolean {
+  if (ctx.platform.devices.some((_, i) => ctx.view.device(i).bound)) return true;
+  if (ctx.profile === 'vfio-type1') return ctx.view.container().groups.length > 0;
+  return ctx.profile === 'iommufd' && ctx.view.faults().some((q) => q.fdOpen);
+}
+
+/**
+ * FD_CLOSE (feature `fd-close`): the user closes the fd alone (FD-020, FD-021, DEV-018, FD-036). Mostly when nothing
+ * else holds the context, so that it is released at once and the trace goes on with a fresh fd; one time in ten
+ * while devices, groups or fault fds hold it, so that its ioctls fail with EBADF until the holders go.
+ */
+const fdClose: TemplateDef = {
+  kind: 'harness.fd-close',
+  op: 'FD_CLOSE',
+  profiles: ['rfc', 'iommufd', 'vfio-type1'],
+  features: ['fd-close'],
+  weight: 0.3,
+  picks: 1,
+  variants: [],
+  realise: (ctx, p) => (contextHeld(ctx) && !p.chance(0, 0.1) ? undefined : { op: 'FD_CLOSE' }),
+};
+
+/** The harness templates of every profile. */
+export const HARNESS_TEMPLATES: readonly TemplateDef[] = [dma, rfcPageRequest, rfcFaultRead, rfcFaultRespond, fdClose];

@@ -20,7 +20,7 @@ import {
 } from '../src/reference/commands.ts';
 import { U64_MAX } from '../src/reference/u64.ts';
 import type { ObjectKind } from '../src/reference/view.ts';
-import { MAP_VARIANTS, UNMAP_VARIANTS, freeIova, mapAdversarial, unmapAdversarial } from './space.ts';
+import { MAP_VARIANTS, UNMAP_VARIANTS, freeIova, mapAdversarial, mapPlacement, unmapAdversarial } from './space.ts';
 import {
   ID_VARIANTS,
   adversarialId,
@@ -79,6 +79,30 @@ function withAbi<C extends Command>(c: C, variant: string): C {
 
 const IOAS_ALLOC: Command = { op: 'IOMMU_IOAS_ALLOC' };
 
+/**
+ * Order of checks (two faults at once): `c`, a command of `op` that carries one fault, with its ID field `field`
+ * replaced by an adversarial ID (zero, stale, of another type, never allocated), so that the order of the checks
+ * decides the errno. Other commands (a template's fallback) come back unchanged. Pick `i`.
+ */
+function withBadId(
+  ctx: RealiseCtx,
+  p: Picks,
+  i: number,
+  c: Command | undefined,
+  op: Command['op'],
+  field: string,
+  kinds: readonly ObjectKind[],
+): Command | undefined {
+  if (c?.op !== op) return c;
+  const id = adversarialId(ctx, p, i, p.of(i, ID_VARIANTS).name, kinds) ?? 0;
+  return { ...c, [field]: id };
+}
+
+/** The check-order variant of a template: two faults at once (see each template for which). */
+const TWO_FAULTS: Variant = { name: 'two-faults', weight: 3 };
+/** The same for templates whose second faults are raw-ABI or reserved-field ones. */
+const TWO_FAULTS_ABI: Variant = { name: 'two-faults', features: ['ioctl-abi'], weight: 3 };
+
 /** An IOAS argument: a live IOAS, or an adversarial ID. */
 function ioasArg(ctx: RealiseCtx, p: Picks, i: number, variant: string): IdArg | undefined {
   const bad = adversarialId(ctx, p, i, variant, ['ioas']);
@@ -132,9 +156,20 @@ const iovaRanges: TemplateDef = {
   op: 'IOMMU_IOAS_IOVA_RANGES',
   profiles: ['iommufd'],
   weight: 3,
-  picks: 2,
-  variants: [...ID_VARIANTS, ...RESERVED_VARIANTS, ...ABI_VARIANTS],
-  realise(ctx, p, v) {
+  picks: 4,
+  variants: [...ID_VARIANTS, ...RESERVED_VARIANTS, ...ABI_VARIANTS, TWO_FAULTS_ABI],
+  realise(ctx, p, v): Command | undefined {
+    // INFO-018, FD-029: a non-zero __reserved, a short or long size, together with a bad ioas_id.
+    if (v === 'two-faults')
+      return withBadId(
+        ctx,
+        p,
+        3,
+        this.realise(ctx, p, p.of(2, ['reserved-nonzero', 'abi-short', 'abi-tail'])),
+        'IOMMU_IOAS_IOVA_RANGES',
+        'ioas_id',
+        ['ioas'],
+      );
     const id = ioasArg(ctx, p, 0, v);
     if (id === undefined) return IOAS_ALLOC;
     const c: Command = { op: 'IOMMU_IOAS_IOVA_RANGES', ioas_id: id, num_iovas: [0, 1, 2, 4, 8][p.int(1, 5)]! };
@@ -148,16 +183,34 @@ const allowIovas: TemplateDef = {
   profiles: ['iommufd'],
   // Heavier than its share of real workloads: its check-order cases (IOAS-014 … IOAS-017) need an attached device.
   weight: 5,
-  picks: 5,
+  picks: 7,
   variants: [
     ...ID_VARIANTS,
     { name: 'range-inverted' },
     { name: 'range-overlap' },
     { name: 'range-reserved' },
+    { name: 'reserved-and-invalid', weight: 3 },
+    TWO_FAULTS,
     ...RESERVED_VARIANTS,
     ...ABI_VARIANTS,
   ],
-  realise(ctx, p, v) {
+  realise(ctx, p, v): Command | undefined {
+    // IOAS-014: a bad ioas_id with a bad range, a non-zero __reserved or a short size (the lookup is second, after
+    // __reserved, and the ranges are checked after it); a range over a reservation and an inverted one (every range
+    // is validated before any is compared with the reservations: EINVAL, not EADDRINUSE).
+    if (v === 'two-faults') {
+      const abi = ctx.features.has('ioctl-abi') ? ['reserved-nonzero', 'abi-short'] : [];
+      const second = p.of(5, ['range-inverted', 'range-overlap', ...abi]);
+      return withBadId(ctx, p, 6, this.realise(ctx, p, second), 'IOMMU_IOAS_ALLOW_IOVAS', 'ioas_id', ['ioas']);
+    }
+    if (v === 'reserved-and-invalid') {
+      const c = this.realise(ctx, p, 'range-reserved');
+      if (c?.op !== 'IOMMU_IOAS_ALLOW_IOVAS') return c;
+      const last = c.iovas[c.iovas.length - 1]?.last ?? 0n;
+      return last >= U64_MAX - 0x10000n
+        ? c
+        : { ...c, iovas: [...c.iovas, { start: last + 0x4000n, last: last + 0x2000n }] };
+    }
     // IOAS-017: a reserved range is in an IOAS's reserved tree only while a device is attached to it, so the
     // `range-reserved` variant targets an IOAS with an attached device when there is one.
     const withDev = v === 'range-reserved' ? ioasesWithDevice(ctx) : [];
@@ -250,17 +303,63 @@ function mapTwoFaults(ctx: RealiseCtx, p: Picks, as: number): Command {
   return fault === 'reserved-nonzero' ? { ...c, __reserved: 1 } : c;
 }
 
+/**
+ * A fixed-IOVA MAP with two placement faults (MAP-017): an overlap with an existing area and a user_va whose page
+ * offset differs from the iova's (EEXIST: the overlap is checked first), or an unaligned iova whose range wraps
+ * past U64_MAX (EINVAL: the alignment is checked first). Picks 0 … 7 and 12.
+ */
+function mapFixedTwoFaults(ctx: RealiseCtx, p: Picks, io: number): Command {
+  // The offset fault needs an iova_alignment above the user_va's: an IOAS with a device attached and an area.
+  const withDev = ioasesWithDevice(ctx).filter((id) => ctx.areas(id).length > 0);
+  const as = withDev.length > 0 ? p.of(0, withDev) : io;
+  const gran = ctx.granule(as);
+  const overlap = ctx.areas(as).length > 0 && p.chance(12, 0.6);
+  const m = mapAdversarial(ctx, p, 1, as, overlap ? 'overlap-page' : 'u64-wrap');
+  const ptr = overlap && 'buf' in m.ptr ? { buf: m.ptr.buf, off: m.ptr.off + gran / 2n } : m.ptr;
+  return {
+    op: 'IOMMU_IOAS_MAP',
+    ioas_id: ctx.ref(as),
+    flags: IOAS_MAP.FIXED_IOVA | IOAS_MAP.READABLE | IOAS_MAP.WRITEABLE,
+    user_va: ptr,
+    length: m.length,
+    iova: overlap ? m.iova : m.iova + gran / 2n,
+  };
+}
+
+/**
+ * An automatic MAP with two faults (MAP-025): a length of at least 2^63 (EOVERFLOW) or of 2^62 (no hole: ENOSPC)
+ * with a user_va that is not page aligned (EINVAL on an IOAS whose iova_alignment is above 1, so one with a device
+ * attached when there is one): EOVERFLOW first, then EINVAL, then ENOSPC. Picks 0 … 7, 12 and 13.
+ */
+function mapAutoTwoFaults(ctx: RealiseCtx, p: Picks, io: number): Command {
+  // The alignment fault needs an iova_alignment above the user_va's: an IOAS with a device attached.
+  const withDev = ioasesWithDevice(ctx);
+  const as = withDev.length > 0 ? p.of(0, withDev) : io;
+  const m = mapPlacement(ctx, p, 1, as);
+  const ptr = 'buf' in m.ptr ? { buf: m.ptr.buf, off: m.ptr.off + 0x800n } : m.ptr;
+  return {
+    op: 'IOMMU_IOAS_MAP',
+    ioas_id: ctx.ref(as),
+    flags: IOAS_MAP.READABLE | IOAS_MAP.WRITEABLE,
+    user_va: p.chance(12, 0.3) ? m.ptr : ptr,
+    length: p.chance(13, 0.5) ? 1n << 63n : 1n << 62n,
+    iova: 0n,
+  };
+}
+
 const ioasMap: TemplateDef = {
   kind: 'iommufd.map',
   op: 'IOMMU_IOAS_MAP',
   profiles: ['iommufd'],
   weight: 20,
-  picks: 12,
+  picks: 14,
   variants: [
     ...MAP_VARIANTS,
     ...ID_VARIANTS,
     { name: 'flags-none' },
     { name: 'two-faults' },
+    { name: 'fixed-two-faults', weight: 2 },
+    { name: 'auto-two-faults', features: ['auto-iova'], weight: 2 },
     ...FLAG_VARIANTS,
     ...RESERVED_VARIANTS,
     ...ABI_VARIANTS_KEEP,
@@ -269,6 +368,8 @@ const ioasMap: TemplateDef = {
     const io = pickLive(ctx, p, 0, 'ioas');
     if (io === undefined) return IOAS_ALLOC;
     if (v === 'two-faults') return mapTwoFaults(ctx, p, io.id);
+    if (v === 'fixed-two-faults') return mapFixedTwoFaults(ctx, p, io.id);
+    if (v === 'auto-two-faults') return mapAutoTwoFaults(ctx, p, io.id);
     const id = adversarialId(ctx, p, 0, v, ['ioas']) ?? ctx.ref(io.id);
     const m = mapAdversarial(ctx, p, 1, io.id, v);
     const flags = mapFlags(ctx, p, 8, v);
@@ -289,11 +390,22 @@ const ioasUnmap: TemplateDef = {
   op: 'IOMMU_IOAS_UNMAP',
   profiles: ['iommufd'],
   weight: 14,
-  picks: 5,
-  variants: [...UNMAP_VARIANTS, { name: 'almost-all' }, ...ID_VARIANTS, ...ABI_VARIANTS_KEEP],
-  realise(ctx, p, v) {
+  picks: 7,
+  variants: [...UNMAP_VARIANTS, { name: 'almost-all' }, ...ID_VARIANTS, TWO_FAULTS, ...ABI_VARIANTS_KEEP],
+  realise(ctx, p, v): Command | undefined {
     const io = pickLive(ctx, p, 0, 'ioas');
     if (io === undefined) return IOAS_ALLOC;
+    // MAP-036: a bad ioas_id with a bad range (length 0, a wrap past U64_MAX, up to U64_MAX, unmap-all): ENOENT.
+    if (v === 'two-faults')
+      return withBadId(
+        ctx,
+        p,
+        6,
+        this.realise(ctx, p, p.of(5, ['length-zero', 'u64-wrap', 'u64-top', 'almost-all'])),
+        'IOMMU_IOAS_UNMAP',
+        'ioas_id',
+        ['ioas'],
+      );
     // Unmapping an empty IOAS is mostly a wasted step: map something instead.
     if (v === '' && ctx.areas(io.id).length === 0 && !p.chance(4, 0.3)) return ioasMap.realise(ctx, p, '');
     const id = adversarialId(ctx, p, 0, v, ['ioas']) ?? ctx.ref(io.id);
@@ -316,26 +428,43 @@ const ioasCopy: TemplateDef = {
   profiles: ['iommufd'],
   features: ['copy'],
   weight: 5,
-  picks: 8,
+  picks: 10,
   variants: [
     { name: 'src-hole' },
-    { name: 'src-past-area' },
+    { name: 'src-past-area', weight: 3 },
     { name: 'dst-overlap' },
     { name: 'length-off-by-one' },
     { name: 'length-zero' },
     { name: 'write-from-readonly' },
+    TWO_FAULTS,
     ...ID_VARIANTS,
     ...FLAG_VARIANTS,
     ...ABI_VARIANTS_KEEP,
   ],
-  realise(ctx, p, v) {
+  realise(ctx, p, v): Command | undefined {
+    // MAP-050: length 0 (EINVAL) or unknown flags (EOPNOTSUPP) with a bad dst_ioas_id, both checked before the
+    // destination is looked up; a WRITEABLE copy of read-only pages onto the source itself (EEXIST: the placement
+    // comes before the permission check).
+    if (v === 'two-faults') {
+      const which = p.int(8, 3);
+      if (which === 2) {
+        const c = this.realise(ctx, p, 'write-from-readonly');
+        if (c?.op !== 'IOMMU_IOAS_COPY') return c;
+        return { ...c, dst_ioas_id: c.src_ioas_id, dst_iova: c.src_iova, flags: c.flags | IOAS_MAP.FIXED_IOVA };
+      }
+      const second = which === 1 && ctx.features.has('ioctl-abi') ? 'flags-unknown' : 'length-zero';
+      return withBadId(ctx, p, 9, this.realise(ctx, p, second), 'IOMMU_IOAS_COPY', 'dst_ioas_id', ['ioas']);
+    }
     const ioases = ctx.live('ioas');
     if (ioases.length === 0) return IOAS_ALLOC;
     const withAreas = ioases.filter((o) => ctx.view.areaCount(o.id) > 0);
     if (withAreas.length === 0) return ioasMap.realise(ctx, p, '');
-    const src = p.of(0, withAreas);
+    // MAP-047: `write-from-readonly` copies from a read-only area when there is one (else from any area).
+    const readOnly = (id: number) => ctx.areas(id).filter((x) => (x.prot & 2) === 0);
+    const roSources = v === 'write-from-readonly' ? withAreas.filter((o) => readOnly(o.id).length > 0) : [];
+    const src = p.of(0, roSources.length > 0 ? roSources : withAreas);
     const dst = p.chance(1, 0.2) ? src : p.of(1, ioases);
-    const areas = ctx.areas(src.id);
+    const areas = roSources.length > 0 ? readOnly(src.id) : ctx.areas(src.id);
     const a = p.of(2, areas);
     const gran = ctx.granule(dst.id) > ctx.granule(src.id) ? ctx.granule(dst.id) : ctx.granule(src.id);
     const areaLen = a.last - a.iova + 1n;
@@ -539,7 +668,8 @@ const hwptAlloc: TemplateDef = {
     { name: 'data-type-unknown' },
     { name: 'data-len-bad', features: ['nesting-hw'] },
     { name: 'data-unreadable', features: ['nesting-hw'] },
-    { name: 'nest-on-plain', features: ['nesting-hw'] },
+    // FMT-013, NEST-014: the parent check nested allocation hinges on (it needs a plain paging HWPT first).
+    { name: 'nest-on-plain', features: ['nesting-hw'], weight: 3 },
     { name: 'pt-nested', features: ['nesting-hw'] },
     { name: 'fault-on-paging', features: ['iopf'] },
     { name: 'fault-id-bad', features: ['iopf', 'nesting-hw'] },
@@ -593,7 +723,16 @@ const hwptAlloc: TemplateDef = {
     let ptObj = nested ? (parents.length > 0 ? p.of(1, parents) : undefined) : p.of(1, ioases);
     if (v === 'nest-on-plain') {
       const plain = ctx.live('hwpt-paging').filter((h) => h.format !== 'nest-parent');
-      ptObj = plain.length > 0 ? p.of(1, plain) : ptObj;
+      // FMT-013: no paging HWPT without NEST_PARENT yet: make one (the prerequisite first).
+      if (plain.length === 0)
+        return {
+          op: 'IOMMU_HWPT_ALLOC',
+          flags: 0,
+          dev_id: ctx.ref(dev.id),
+          pt_id: ctx.ref(p.of(1, ioases).id),
+          data_type: HWPT_DATA.NONE,
+        };
+      ptObj = p.of(1, plain);
     }
     if (v === 'pt-nested') {
       const nests = ctx.live('hwpt-nested');
@@ -642,9 +781,20 @@ const hwptInvalidate: TemplateDef = {
   profiles: ['iommufd'],
   features: ['nesting-hw'],
   weight: 3,
-  picks: 5,
-  variants: [...INV_VARIANTS, ...ID_VARIANTS, ...RESERVED_VARIANTS, ...ABI_VARIANTS],
-  realise(ctx, p, v) {
+  picks: 7,
+  variants: [...INV_VARIANTS, ...ID_VARIANTS, ...RESERVED_VARIANTS, ...ABI_VARIANTS, TWO_FAULTS_ABI],
+  realise(ctx, p, v): Command | undefined {
+    // INV-013, FD-029: a non-zero __reserved, an array without pointer, a short size, with a bad hwpt_id.
+    if (v === 'two-faults')
+      return withBadId(
+        ctx,
+        p,
+        6,
+        this.realise(ctx, p, p.of(5, ['reserved-nonzero', 'null-array', 'abi-short'])),
+        'IOMMU_HWPT_INVALIDATE',
+        'hwpt_id',
+        ['hwpt-nested'],
+      );
     const nests = ctx.live('hwpt-nested');
     // INV-012: `on-paging` targets a paging HWPT whenever one exists, with or without a nested one.
     const paging = v === 'on-paging' ? ctx.live('hwpt-paging') : [];

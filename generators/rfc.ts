@@ -148,7 +148,10 @@ const getInfo: TemplateDef = {
     const bad = adversarialId(ctx, p, 0, v, ['ioasid']);
     if (bad !== undefined) return { op: 'IOASID_GET_INFO', ioasid: bad };
     const r = readyIoasid(ctx, p, 0, v);
-    return 'prep' in r ? r.prep : { op: 'IOASID_GET_INFO', ioasid: ctx.ref(r.id) };
+    if ('prep' in r) return r.prep;
+    // Now and then a permitted-range array of 0..2 entries, often too small (INFO-012).
+    const c: Command = { op: 'IOASID_GET_INFO', ioasid: ctx.ref(r.id) };
+    return p.chance(3, 0.25) ? { ...c, num_ranges: p.int(3, 3) } : c;
   },
 };
 
@@ -680,7 +683,8 @@ const attachPasid: TemplateDef = {
     { name: 'pasid-too-big' },
     { name: 'local-in-global-range', features: ['pasid-global'] },
     { name: 'pasid-in-use' },
-    { name: 'other-ioasid' },
+    // PASID-015: the local PASID another device already uses for another IOASID (the global scheme's central case).
+    { name: 'other-ioasid', weight: 4 },
     { name: 'child-without-parent', features: ['nesting-hw'] },
   ],
   realise(ctx, p, v) {
@@ -718,7 +722,9 @@ const attachPasid: TemplateDef = {
     if (v === 'pasid-in-use' && mine.length > 0) pasid = p.of(9, mine).pasid!;
     if (v === 'other-ioasid') {
       const others = pasidAttachments(ctx).filter((a) => a.ioasid !== target);
-      if (others.length > 0) pasid = p.of(9, others).pasid;
+      // Another device's first: on the same device the attach fails for a reason of its own (DEV-007).
+      const elsewhere = others.filter((a) => a.dev !== dev);
+      if (others.length > 0) pasid = p.of(9, elsewhere.length > 0 ? elsewhere : others).pasid;
     }
     return { op: 'VFIO_ATTACH_IOASID', dev, ioasid: ctx.ref(target), pasid };
   },

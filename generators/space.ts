@@ -51,7 +51,8 @@ export const UNMAP_VARIANTS: readonly Variant[] = [
   { name: 'bisect-start' },
   { name: 'bisect-end' },
   { name: 'bisect-middle' },
-  { name: 'span-bisect' },
+  // MAP-039, MAP-040: from one area into the middle of a later one, where atomic and non-atomic unmaps part ways.
+  { name: 'span-bisect', weight: 2 },
   { name: 'length-off-by-one' },
   { name: 'iova-off-by-one' },
   { name: 'length-zero' },
@@ -247,7 +248,10 @@ export function unmapAdversarial(ctx: RealiseCtx, p: Picks, i: number, as: numbe
   }
 }
 
-/** A DMA probe inside (or, adversarially, at the edges of) the areas of `as`. Picks `i` … `i + 3`. */
+/**
+ * A DMA probe inside (or, adversarially, at the edges of) the areas of `as`, or of an area an unmap removed
+ * ({@link RealiseCtx.unmapped}). Picks `i` … `i + 4`.
+ */
 export function dmaRange(
   ctx: RealiseCtx,
   p: Picks,
@@ -257,6 +261,14 @@ export function dmaRange(
 ): { iova: bigint; length: bigint } {
   const areas = as === undefined ? [] : ctx.areas(as);
   const small = BigInt(1 + p.int(i + 2, 8)) * 8n;
+  // REF-003, REF-004: sometimes (always with no area left) a probe of a range an earlier unmap removed, which
+  // must fault now.
+  const gone = as === undefined ? [] : (ctx.unmapped?.(as) ?? []);
+  if (variant === '' && gone.length > 0 && (areas.length === 0 || p.chance(i + 4, 0.25))) {
+    const a = p.of(i, gone);
+    const off = (p.big(i + 1, a.last - a.iova + 1n) / 8n) * 8n;
+    return { iova: a.iova + off, length: off + small <= a.last - a.iova + 1n ? small : 8n };
+  }
   if (areas.length === 0) return { iova: BigInt(p.int(i, 16)) * 0x1000n, length: small };
   const a = p.of(i, areas);
   const size = a.last - a.iova + 1n;

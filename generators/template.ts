@@ -16,6 +16,9 @@ import type { Area } from '../src/reference/core/areas.ts';
 import type { Platform } from '../src/reference/platform.ts';
 import type { ModelView, ObjectInfo, ObjectKind } from '../src/reference/view.ts';
 
+/** How many removed areas per address space {@link RealiseCtx.unmapped} remembers. */
+export const UNMAPPED_KEEP = 8;
+
 /** The largest pick value + 1: picks are integers in `[0, PICK_RANGE)`. */
 export const PICK_RANGE = 0x1_0000;
 
@@ -33,6 +36,11 @@ export interface Template {
 export interface Variant {
   readonly name: string;
   readonly features?: readonly string[];
+  /**
+   * Relative frequency among the template's variants (default 1): a variant that combines two faults (the order
+   * of checks) weighs more, since each of its faults is also drawn alone and it has several combinations to cover.
+   */
+  readonly weight?: number;
 }
 
 /** A command kind the generators know. */
@@ -107,6 +115,12 @@ export interface RealiseCtx {
   gaps(as: number): readonly { start: bigint; last: bigint }[];
   /** The page granule generators use for `as`: the larger of the address space's alignment and the CPU page size. */
   granule(as: number): bigint;
+  /**
+   * The areas of address space `as` that unmaps earlier in this trace removed, oldest first (at most
+   * {@link UNMAPPED_KEEP}): where a probe tells whether the unmap really took the translation away (REF-003,
+   * REF-004). Optional: a context that does not track history gives none.
+   */
+  unmapped?(as: number): readonly Area[];
 }
 
 /** An ID argument for the adversarial ID variants: 0, a stale reference, a wrong-type object, never allocated. */

@@ -26,7 +26,7 @@ import { listAreas, type ObjectKind } from '../src/reference/view.ts';
 import { HARNESS_TEMPLATES } from './harness.ts';
 import { IOMMUFD_TEMPLATES } from './iommufd.ts';
 import { RFC_TEMPLATES } from './rfc.ts';
-import { PICK_RANGE, Picks, type RealiseCtx, type Template, type TemplateDef } from './template.ts';
+import { PICK_RANGE, Picks, UNMAPPED_KEEP, type RealiseCtx, type Template, type TemplateDef } from './template.ts';
 import { VFIO_TYPE1_TEMPLATES } from './vfio-type1.ts';
 
 /** Every template the generators know, all profiles. */
@@ -162,6 +162,9 @@ export function subtractAreas(
   return out;
 }
 
+/** The unmap commands of every profile (whose removed areas RealiseCtx.unmapped remembers). */
+const UNMAP_OPS: ReadonlySet<string> = new Set(['IOMMU_IOAS_UNMAP', 'VFIO_IOMMU_UNMAP_DMA', 'IOASID_UNMAP_DMA']);
+
 /** Generates traces for one implementation declaration. */
 export class TraceGenerator {
   readonly defs: readonly TemplateDef[];
@@ -182,19 +185,22 @@ export class TraceGenerator {
   templateArbitrary(def: TemplateDef): fc.Arbitrary<Template> {
     const have = new Set(this.config.features);
     const abi = modelHonoursAbi(this.config.profile);
-    const variants = def.variants
-      .filter((v) => (v.features ?? []).every((f) => have.has(f)) && (abi || !v.name.startsWith('abi-')))
-      .map((v) => v.name);
+    const kept = def.variants.filter(
+      (v) => (v.features ?? []).every((f) => have.has(f)) && (abi || !v.name.startsWith('abi-')),
+    );
+    const variants = kept.map((v) => v.name);
+    // Uniform unless a variant says otherwise (Variant.weight).
     const w = Math.round(this.adversarial * 1000);
+    const oneVariant = (): fc.Arbitrary<string> =>
+      kept.every((v) => (v.weight ?? 1) === 1)
+        ? fc.constantFrom(...variants)
+        : fc.oneof(...kept.map((v) => ({ weight: v.weight ?? 1, arbitrary: fc.constant(v.name) })));
     const variant =
       variants.length === 0 || w === 0
         ? fc.constant('')
         : w >= 1000
-          ? fc.constantFrom(...variants)
-          : fc.oneof(
-              { weight: 1000 - w, arbitrary: fc.constant('') },
-              { weight: w, arbitrary: fc.constantFrom(...variants) },
-            );
+          ? oneVariant()
+          : fc.oneof({ weight: 1000 - w, arbitrary: fc.constant('') }, { weight: w, arbitrary: oneVariant() });
     const picks = fc.array(fc.nat({ max: PICK_RANGE - 1 }), { minLength: def.picks, maxLength: def.picks });
     return fc.tuple(picks, variant).map(([p, a]): Template => ({ k: def.kind, p, a }));
   }
@@ -266,7 +272,10 @@ export class TraceGenerator {
         const page = BigInt(this.config.platform.limits.pageSize);
         return a > page ? a : page;
       },
+      unmapped: (as) => removed.get(as) ?? [],
     };
+    // The areas unmaps removed, per address space (RealiseCtx.unmapped).
+    const removed = new Map<number, Area[]>();
     for (let t = 0; t < templates.length; t++) {
       const tpl = templates[t]!;
       const def = this.byKind.get(tpl.k);
@@ -293,6 +302,9 @@ export class TraceGenerator {
         continue;
       }
       const before = model.view.objects();
+      const areasBefore = UNMAP_OPS.has(cmd.op)
+        ? model.view.addressSpaces().map((as) => [as, ctx.areas(as)] as const)
+        : undefined;
       let out;
       try {
         out = model.step(cmd);
@@ -318,6 +330,12 @@ export class TraceGenerator {
       origin.push(t);
       areaCache = new Map();
       gapCache = new Map();
+      if (areasBefore !== undefined && out.outcome.ok)
+        for (const [as, was] of areasBefore) {
+          const now = new Set(ctx.areas(as).map((a) => `${a.iova}:${a.last}`));
+          const gone = was.filter((a) => !now.has(`${a.iova}:${a.last}`));
+          if (gone.length > 0) removed.set(as, [...(removed.get(as) ?? []), ...gone].slice(-UNMAPPED_KEEP));
+        }
       // Track which step created each live object, and which objects died: a merge of the two lists (both
       // ascending by ID) — an object is the same when its ID and kind are.
       const after = model.view.objects();
@@ -332,6 +350,7 @@ export class TraceGenerator {
           const c = live.get(b.id);
           if (c !== undefined) dead.push(c);
           live.delete(b.id);
+          removed.delete(b.id); // its ID may be reused by an address space with no such history
           i++;
         } else {
           const o = a!;

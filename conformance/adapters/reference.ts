@@ -18,11 +18,22 @@ import { ModelBugStep, type Bug } from '../bugs/kit.ts';
 
 /** The features the reference model covers, per profile: what the `reference` adapter declares by default. */
 export const REFERENCE_FEATURES: Readonly<Record<Profile, readonly string[]>> = {
-  iommufd: ['auto-iova', 'copy', 'dirty-tracking', 'dma-probe', 'huge-pages', 'ioctl-abi', 'iopf', 'nesting-hw'],
-  'vfio-type1': ['dma-probe', 'ioctl-abi', 'type1-v1'],
+  iommufd: [
+    'auto-iova',
+    'copy',
+    'dirty-tracking',
+    'dma-probe',
+    'fd-close',
+    'huge-pages',
+    'ioctl-abi',
+    'iopf',
+    'nesting-hw',
+  ],
+  'vfio-type1': ['dma-probe', 'fd-close', 'ioctl-abi', 'type1-v1'],
   rfc: [
     'dma-probe',
     'enqcmd',
+    'fd-close',
     'iopf',
     'ioctl-abi',
     'mdev',

@@ -16,6 +16,7 @@ import { FD_BUGS } from './fd.ts';
 import { IOAS_BUGS } from './ioas.ts';
 import { UNMAP_OPS, bug, type Bug } from './kit.ts';
 import { MAP_BUGS } from './map.ts';
+import { ORDER_BUGS } from './order.ts';
 import { PASID_BUGS } from './pasid.ts';
 import { REF_BUGS } from './ref.ts';
 import { RFC_BUGS } from './rfc.ts';
@@ -33,6 +34,7 @@ export const CATALOGUE: Readonly<Record<string, Bug>> = {
   ...RFC_BUGS,
   ...REF_BUGS,
   ...PASID_BUGS,
+  ...ORDER_BUGS,
 };
 
 /**
