@@ -13,6 +13,7 @@ import { specCommand } from './spec-cli.ts';
 import { corpusCommand, mergeCommand, replayTraceCommand, runCommand, shrinkCommand } from './run-cli.ts';
 import { UsageError } from './errors.ts';
 import { reportCommand } from './report-cli.ts';
+import { hwCommand } from './hw-cli.ts';
 
 const USAGE = `usage: ioasid-conformance <command> [options]
 
@@ -26,6 +27,7 @@ commands:
   corpus add TRACE        add a trace to the regression corpus (corpus list: show it)
   merge RESULTS...        merge the results.json of shards or adapters
   report RESULTS...       per-clause reports: report.json, junit.xml, summary.md, report.html
+  hw run | hw replay      check an IOMMU implementation against the VT-d hardware model (hardware traces)
 
 Run "ioasid-conformance <command> --help" for the options of a command.`;
 
@@ -48,6 +50,8 @@ export async function main(argv: readonly string[]): Promise<number> {
         return mergeCommand(rest);
       case 'report':
         return reportCommand(rest);
+      case 'hw':
+        return await hwCommand(rest);
       case undefined:
       case 'help':
       case '--help':

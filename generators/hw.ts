@@ -23,6 +23,7 @@ import {
   PTE_ADDR_MASK,
 } from '../src/hw-reference/entries.ts';
 import type { MachineDevice } from '../src/hw-reference/machine.ts';
+import { devTlbEncode } from '../src/hw-reference/vtd.ts';
 import type { HwStep, HwTrace } from '../src/hw-reference/trace.ts';
 import { HW_TRACE_FORMAT } from '../src/hw-reference/trace.ts';
 
@@ -52,6 +53,7 @@ const action = fc.record({
     'map',
     'map',
     'unmap',
+    'unmap',
     'corrupt',
     'inv',
     'inv',
@@ -78,6 +80,11 @@ class HwTraceBuilder {
   readonly entries = new Map<string, { did: number; ss: bigint; fs: bigint; pgtt: number }>();
   /** Leaves written: address of the entry. */
   readonly leaves: bigint[] = [];
+  /** What each leaf maps, for a driver-like unmap that invalidates exactly what it cleared. */
+  readonly leafInfo = new Map<
+    bigint,
+    { sid: number; pasid: number; did: number; stage: 'ss' | 'fs'; iova: bigint; span: bigint }
+  >();
   readonly mapped: bigint[] = [];
   /** (sid:pasid) → IOVAs mapped for it. */
   readonly mappedBy = new Map<string, bigint[]>();
@@ -148,7 +155,16 @@ class HwTraceBuilder {
   }
 
   /** Maps `iova` → `out` in the stage-`stage` table at `root` (4 levels), at leaf level `level`. */
-  map(root: bigint, stage: 'ss' | 'fs', iova: bigint, out: bigint, level: number, r: boolean, w: boolean): void {
+  map(
+    root: bigint,
+    stage: 'ss' | 'fs',
+    iova: bigint,
+    out: bigint,
+    level: number,
+    r: boolean,
+    w: boolean,
+    owner?: { sid: number; pasid: number; did: number },
+  ): void {
     let table = root;
     for (let l = 4; l > level; l--) {
       const at = table + BigInt(levelIndex(iova, l)) * 8n;
@@ -167,6 +183,7 @@ class HwTraceBuilder {
     this.w(leaf, stage === 'ss' ? encodeSsPte(base, r, w, level > 1) : encodeFsPte(base, w, true, level > 1));
     this.leaves.push(leaf);
     this.mapped.push(iova & ~(span - 1n));
+    if (owner !== undefined) this.leafInfo.set(leaf, { ...owner, stage, iova: iova & ~(span - 1n), span });
   }
   private readonly tables = new Map<string, bigint>();
 }
@@ -223,13 +240,56 @@ export function realiseHw(actions: readonly Action[], setup: readonly Action[] =
             p5 % 3 !== 0,
           );
         }
-        b.map(ss ? e.ss : e.fs, ss ? 'ss' : 'fs', iova, out, level, p5 % 7 !== 0, p5 % 2 === 0);
+        const owner = { sid: dev.sid, pasid, did: e.did };
+        b.map(ss ? e.ss : e.fs, ss ? 'ss' : 'fs', iova, out, level, p5 % 7 !== 0, p5 % 2 === 0, owner);
         b.mappedBy.set(key, [...(b.mappedBy.get(key) ?? []), iova & ~(levelSpan(level) - 1n)]);
         break;
       }
-      case 'unmap':
-        if (b.leaves.length > 0) b.steps.push({ op: 'HW_MEM_WRITE', addr: pick(b.leaves, p2), value: 0n });
+      case 'unmap': {
+        if (b.leaves.length === 0) break;
+        const leaf = pick(b.leaves, p2);
+        const info = b.leafInfo.get(leaf);
+        const flush = info !== undefined && p3 % 3 !== 0;
+        // A device that used the page before it is unmapped (its translation is cached).
+        if (flush)
+          b.steps.push({
+            op: 'HW_DMA',
+            sid: info.sid,
+            addr: info.iova,
+            size: 8n,
+            write: false,
+            ...(info.pasid === 0 ? {} : { pasid: info.pasid }),
+          });
+        b.steps.push({ op: 'HW_MEM_WRITE', addr: leaf, value: 0n });
+        if (!flush) break;
+        // A driver's unmap: the page-selective invalidation covering the leaf (HW-020, HW-021, HW-022), the device
+        // TLB (HW-024), then a DMA that must now fault.
+        const am = info.span > 0x1000n ? (info.span > 0x20_0000n ? 18 : 9) : 0;
+        b.steps.push({
+          op: 'HW_INVALIDATE',
+          desc:
+            info.stage === 'ss'
+              ? { type: 'iotlb', g: 'page', did: info.did, addr: info.iova, am, ih: false }
+              : { type: 'piotlb', g: 3, did: info.did, pasid: info.pasid, addr: info.iova, am, ih: false },
+        });
+        const dt = devTlbEncode(info.iova, info.span);
+        b.steps.push({
+          op: 'HW_INVALIDATE',
+          desc:
+            info.pasid === 0
+              ? { type: 'devtlb', sid: info.sid, ...dt }
+              : { type: 'pdevtlb', sid: info.sid, pasid: info.pasid, ...dt },
+        });
+        b.steps.push({
+          op: 'HW_DMA',
+          sid: info.sid,
+          addr: info.iova + BigInt(p4 % 8) * 8n,
+          size: 8n,
+          write: p4 % 2 === 0,
+          ...(info.pasid === 0 ? {} : { pasid: info.pasid }),
+        });
         break;
+      }
       case 'corrupt':
         if (b.leaves.length > 0)
           b.steps.push({

@@ -8,7 +8,9 @@
  *   over stdio;
  * - `linux-iommufd`, `linux-vfio-type1`, `linux-iommufd-vfio-compat` — a real Linux kernel under QEMU (./linux.ts);
  * - `stdio:<command line>` — any implementation speaking the protocol (`stdio:./my-impl --flag`);
- * - names tests register with {@link registerAdapter}.
+ * - names tests register with {@link registerAdapter};
+ * - for `hw run` ({@link createHwAdapter}): `hw-reference` (the VT-d hardware model in process), `hw-reference-stdio`
+ *   (the same over the hardware protocol), `hw-buggy-<bug>` / `hw-buggy-stdio-<bug>` and `stdio:<command line>`.
  *
  * @module
  */
@@ -21,6 +23,8 @@ import { toWireJson } from '../protocol.ts';
 import { LINUX_ADAPTERS, LinuxAdapter } from './linux.ts';
 import { BUGS, ReferenceAdapter } from './reference.ts';
 import { StdioAdapter, splitCommandLine } from './stdio.ts';
+import { HW_BUGS, ReferenceHwAdapter, type HwAdapter } from './hw-reference.ts';
+import { HwStdioAdapter } from './hw-stdio.ts';
 
 /**
  * What the CLI asks of an adapter. Configurable implementations (the reference family) honour profile, features and
@@ -139,6 +143,80 @@ export function createAdapter(name: string, opts: AdapterOptions = {}): Adapter 
     const known = adapterNames().map((a) => a.name);
     throw new UsageError(`unknown adapter "${name}"; known adapters: ${known.join(', ')}`);
   }
+  return entry.make(name, opts);
+}
+
+// ==============================================================================================================
+// Hardware adapters (`ioasid-conformance hw run`, chapter HW): IOMMU implementations driven by hardware traces.
+
+/** The command line of the stdio hardware-model program (`conformance/hw-reference-stdio.ts`), with a defect `bug`. */
+export function hwReferenceStdioArgv(bug?: string): string[] {
+  return [
+    process.execPath,
+    '--import',
+    'tsx',
+    'conformance/hw-reference-stdio.ts',
+    ...(bug === undefined ? [] : ['--bug', bug]),
+  ];
+}
+
+const HW_BUILTIN: Record<string, { describe: string; make: (name: string, o: AdapterOptions) => HwAdapter }> = {
+  'hw-reference': {
+    describe: 'the VT-d hardware model, in process',
+    make: (name) => new ReferenceHwAdapter(name),
+  },
+  'hw-reference-stdio': {
+    describe: 'the VT-d hardware model in a child process, over the hardware protocol',
+    make: (name, o) =>
+      new HwStdioAdapter(name, hwReferenceStdioArgv(), {
+        cwd: REPO_ROOT,
+        ...(o.timeoutMs === undefined ? {} : { timeoutMs: o.timeoutMs }),
+      }),
+  },
+};
+for (const [bug, b] of Object.entries(HW_BUGS)) {
+  HW_BUILTIN[`hw-buggy-${bug}`] = {
+    describe: `the hardware model with a defect: ${b.description}`,
+    make: (name) => new ReferenceHwAdapter(name, bug),
+  };
+  HW_BUILTIN[`hw-buggy-stdio-${bug}`] = {
+    describe: 'the same over stdio',
+    make: (name, o) =>
+      new HwStdioAdapter(name, hwReferenceStdioArgv(bug), {
+        cwd: REPO_ROOT,
+        ...(o.timeoutMs === undefined ? {} : { timeoutMs: o.timeoutMs }),
+      }),
+  };
+}
+
+/** The hardware adapter names with a description, for `hw run --help` and error messages. */
+export function hwAdapterNames(): { name: string; describe: string }[] {
+  return [
+    ...Object.entries(HW_BUILTIN).map(([name, a]) => ({ name, describe: a.describe })),
+    { name: 'stdio:<command line>', describe: 'any IOMMU implementation speaking the hardware protocol' },
+  ];
+}
+
+/** Builds the hardware adapter `name`. Unknown names raise a {@link UsageError} listing the known ones. */
+export function createHwAdapter(name: string, opts: AdapterOptions = {}): HwAdapter {
+  if (name.startsWith('stdio:')) {
+    let argv: string[];
+    try {
+      argv = splitCommandLine(name.slice('stdio:'.length));
+    } catch (e) {
+      throw new UsageError(`bad adapter "${name}": ${(e as Error).message}`);
+    }
+    if (argv.length === 0)
+      throw new UsageError('adapter "stdio:" needs a command line, e.g. stdio:./my-emulator-harness --flag');
+    return new HwStdioAdapter(name, argv, opts.timeoutMs === undefined ? {} : { timeoutMs: opts.timeoutMs });
+  }
+  const entry = HW_BUILTIN[name];
+  if (entry === undefined)
+    throw new UsageError(
+      `unknown hardware adapter "${name}"; known hardware adapters: ${hwAdapterNames()
+        .map((a) => a.name)
+        .join(', ')}`,
+    );
   return entry.make(name, opts);
 }
 

@@ -11,6 +11,7 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { isLeft } from 'fp-ts/lib/Either.js';
+import type * as t from 'io-ts';
 import type { Adapter, AdapterError, Capabilities, StepReply, TraceReply } from '../adapter.ts';
 import type { Command, Outcome } from '../../src/reference/commands.ts';
 import {
@@ -44,6 +45,24 @@ export interface StdioOptions {
   readonly helloTimeoutMs?: number;
   readonly cwd?: string;
   readonly env?: NodeJS.ProcessEnv;
+  /** Another protocol over this transport (the hardware one, `conformance/hw-protocol.ts`); default: the uAPI one. */
+  readonly dialect?: StdioDialect;
+}
+
+/** A parsed message of any dialect: the uAPI protocol's, with the capabilities left to the dialect's codec. */
+export type WireResponse =
+  | Exclude<Response, { type: 'capabilities' }>
+  | { readonly type: 'capabilities'; readonly protocol: number; readonly capabilities: unknown };
+
+/**
+ * What another protocol over this transport changes: the extra fields of `hello`, how a line is parsed, and the codec
+ * of the declared capabilities. Framing, request IDs, `step` / `result` / `error`, time limits and crash handling
+ * stay the same.
+ */
+export interface StdioDialect {
+  readonly hello: Readonly<Record<string, unknown>>;
+  readonly parseResponse: (line: string) => { ok: true; msg: WireResponse } | { ok: false; reason: string };
+  readonly capabilities: t.Decoder<unknown, unknown>;
 }
 
 /** Most stderr kept per request in a report. */
@@ -104,14 +123,16 @@ class Child {
   stderrBase = 0;
   dead = false;
   deathReason = '';
-  private helloWaiter: ((m: Response | { garbage: string } | { exit: string }) => void) | undefined;
+  private helloWaiter: ((m: WireResponse | { garbage: string } | { exit: string }) => void) | undefined;
   private readonly splitter: LineSplitter;
+  private readonly parse: StdioDialect['parseResponse'];
 
   constructor(
     private readonly adapterName: string,
     argv: readonly string[],
     opts: StdioOptions,
   ) {
+    this.parse = opts.dialect?.parseResponse ?? parseResponse;
     this.splitter = new LineSplitter(
       (line) => this.onLine(line),
       () => this.fail('protocol', `adapter "${adapterName}" wrote a line longer than the protocol allows`),
@@ -153,7 +174,7 @@ class Child {
   }
 
   /** Waits for the first message (the handshake answer). */
-  nextMessage(timeoutMs: number): Promise<Response | { garbage: string } | { exit: string } | { timeout: true }> {
+  nextMessage(timeoutMs: number): Promise<WireResponse | { garbage: string } | { exit: string } | { timeout: true }> {
     return new Promise((resolve) => {
       if (this.dead) return resolve({ exit: this.deathReason });
       const timer = setTimeout(() => {
@@ -169,7 +190,7 @@ class Child {
   }
 
   private onLine(line: string): void {
-    const parsed = parseResponse(line);
+    const parsed = this.parse(line);
     if (this.helloWaiter) return this.helloWaiter(parsed.ok ? parsed.msg : { garbage: parsed.reason });
     if (!parsed.ok) return this.fail('protocol', `adapter "${this.adapterName}" sent garbage: ${parsed.reason}`);
     const msg = parsed.msg;
@@ -302,7 +323,7 @@ export class StdioAdapter implements Adapter {
   private async start(): Promise<Capabilities> {
     const child = new Child(this.name, this.argv, this.opts);
     this.child = child;
-    child.send({ type: 'hello', protocol: PROTOCOL_VERSION });
+    child.send({ type: 'hello', protocol: PROTOCOL_VERSION, ...this.opts.dialect?.hello });
     const m = await child.nextMessage(this.helloTimeoutMs);
     const fail = (kind: AdapterError['kind'], message: string): never => {
       const stderr = child.stderrSince(0);
@@ -326,13 +347,22 @@ export class StdioAdapter implements Adapter {
         'version',
         `adapter "${this.name}" speaks protocol ${m.protocol}; this runner speaks protocol ${PROTOCOL_VERSION}`,
       );
-    const caps = CapabilitiesCodec.decode(m.capabilities);
+    const caps = (this.opts.dialect?.capabilities ?? CapabilitiesCodec).decode(m.capabilities);
     if (isLeft(caps))
       return fail('protocol', `adapter "${this.name}" declared invalid capabilities: ${describeErrors(caps.left)}`);
-    return caps.right;
+    // Decoded by CapabilitiesCodec, or by another dialect's codec (whose adapter reads it as its own type).
+    return caps.right as Capabilities;
   }
 
-  async runTrace(steps: readonly Command[]): Promise<TraceReply> {
+  runTrace(steps: readonly Command[]): Promise<TraceReply> {
+    return this.request({ steps });
+  }
+
+  /** Sends one `run` request with `fields` (its steps and, in another dialect, more) and waits for its replies. */
+  async request(
+    fields: { readonly steps: readonly unknown[] } & Readonly<Record<string, unknown>>,
+  ): Promise<TraceReply> {
+    const steps = fields.steps;
     if (this.caps === undefined) throw new Error(`adapter "${this.name}" is not open`);
     if (this.child === undefined || this.child.dead) {
       try {
@@ -374,7 +404,7 @@ export class StdioAdapter implements Adapter {
           }),
         this.timeoutMs,
       );
-      child.send({ type: 'run', id, steps });
+      child.send({ type: 'run', id, ...fields });
     });
   }
 

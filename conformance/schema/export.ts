@@ -4,7 +4,9 @@
  *
  * - `conformance/schema/trace.schema.json` — a trace file (`src/reference/trace.ts`);
  * - `conformance/schema/protocol.schema.json` — one protocol message, either direction (`conformance/protocol.ts`);
- * - `conformance/schema/results.schema.json` — a `results.json` written by `run` (`conformance/runner.ts`).
+ * - `conformance/schema/results.schema.json` — a `results.json` written by `run` (`conformance/runner.ts`);
+ * - `conformance/schema/hw-trace.schema.json` — a hardware trace file (`src/hw-reference/trace.ts`);
+ * - `conformance/schema/hw-protocol.schema.json` — one hardware protocol message (`conformance/hw-protocol.ts`).
  *
  * `npx tsx conformance/schema/export.ts` rewrites them; `--check` exits 1 when a committed file is stale (a test
  * runs the same check). Draft-07, because it is the draft every validator supports.
@@ -19,6 +21,8 @@ import * as prettier from 'prettier';
 import { Trace, TRACE_FORMAT, TRACE_VERSION } from '../../src/reference/trace.ts';
 import { PROTOCOL_VERSION, Request, Response } from '../protocol.ts';
 import { Results, RESULTS_FORMAT, RESULTS_VERSION } from '../runner.ts';
+import { HwTrace, HW_TRACE_FORMAT } from '../../src/hw-reference/trace.ts';
+import { HW_PROTOCOL_VERSION, HwRequest, HwResponse } from '../hw-protocol.ts';
 
 /** A JSON Schema (draft-07) node. */
 export type Schema = { [k: string]: unknown };
@@ -187,6 +191,16 @@ export async function exportSchemas(): Promise<Record<string, string>> {
       id: 'https://ioasid-conformance.invalid/schema/results.schema.json',
       title: `${RESULTS_FORMAT} version ${RESULTS_VERSION}`,
       description: `The results.json of a conformance run: per adapter, its capabilities, traces and per-clause counts. ${note}`,
+    }),
+    'hw-trace.schema.json': schemaOf([HwTrace], {
+      id: 'https://ioasid-conformance.invalid/schema/hw-trace.schema.json',
+      title: `${HW_TRACE_FORMAT} version 1`,
+      description: `A hardware trace: the devices behind the IOMMU and the steps (conformance/INTERPRETING.md §7). u64 values are "0x…" strings. ${note}`,
+    }),
+    'hw-protocol.schema.json': schemaOf([HwRequest, HwResponse], {
+      id: 'https://ioasid-conformance.invalid/schema/hw-protocol.schema.json',
+      title: `ioasid-conformance hardware adapter protocol version ${HW_PROTOCOL_VERSION}`,
+      description: `One JSON line of the hardware adapter protocol, in either direction (conformance/INTERPRETING.md §7). ${note}`,
     }),
   };
   const out: Record<string, string> = {};

@@ -15,7 +15,10 @@
  * - every change issues the invalidations VT-d requires: a removed mapping a page-selective IOTLB invalidation then
  *   device-TLB invalidations (HW-020, HW-022, HW-024); a torn-down PASID entry a PASID-cache, an IOTLB and a
  *   device-TLB invalidation (HW-019, HW-020); a freed domain a domain-selective one;
- * - page requests (HW-028) become uAPI fault events, answered in the kernel for second-stage address spaces.
+ * - page requests (HW-028) on a user-managed table (an rfc IOASID with a bound first-stage table, an iommufd nested
+ *   HWPT with a FAULT) become uAPI fault records, delivered at the uAPI's fault reads and completed on the device by
+ *   the uAPI's responses (HW-030); on a kernel-managed rfc IOASID they are fixed in the kernel; otherwise, and when
+ *   an attachment ends, they are answered INVALID (chapter FAULT).
  *
  * A broken driver ({@link DriverBug}) omits or misdirects one of these steps; the refinement check must catch it.
  *
@@ -47,6 +50,8 @@ import { Machine } from './machine.ts';
 import { FrameAllocator } from './memory.ts';
 import { DEFAULT_VTD_CONFIG, devTlbEncode, psiCover, DEVTLB_ALL_ADDR, type VtdInv } from './vtd.ts';
 import type { PageRequestRecord } from './prq.ts';
+import type { ResponseCode } from './device.ts';
+import { RFC_FAULT_QUEUE_DEPTH } from '../reference/fault.ts';
 
 /** The deliberate defects of the broken drivers the refinement check must catch. */
 export type DriverBug =
@@ -100,14 +105,38 @@ interface Domain {
   readonly installed: Map<bigint, { area: Area; id: string }>;
 }
 
-/** A uAPI fault event the driver produced from a page request (HW-028 → the uAPI's FAULT object). */
+/**
+ * A page group the driver handed to the user (HW-028 → a uAPI fault record): from the last request's arrival until
+ * the user's response or the end of the attachment answers it (FAULT-003, FAULT-005, FAULT-023).
+ */
 export interface FaultEvent {
+  /** The device index that raised it. */
   readonly dev: number;
+  /** The requester ID and PASID the hardware saw (where the response goes, FAULT-015). */
+  readonly sid: number;
   readonly pasid?: number;
-  readonly addr: bigint;
-  readonly write: boolean;
   readonly group: number;
-  readonly last: boolean;
+  /** The queue it is reported on: 0 for the rfc fd, the FAULT object's ID for iommufd. */
+  readonly queue: number;
+  /** The table that faulted: the rfc IOASID or the iommufd HWPT. */
+  readonly table: number;
+  /** The route (`sid:pasid`) it came through: ending that route answers it (FAULT-023). */
+  readonly route: string;
+  /** The group's requests in arrival order: page address and `IOMMU_PGFAULT_PERM_*` bits. */
+  readonly requests: readonly { readonly addr: bigint; readonly perm: number; readonly last: boolean }[];
+}
+
+/** A uAPI fault record as the driver composes it for the user (the cookie aside). */
+export type FaultRecord = Readonly<Record<string, number | bigint>>;
+
+/** What became of one page request the driver sent on behalf of a device (DEVICE_PAGE_REQUEST). */
+export interface PageRequestHandling {
+  /** The responses the device received while the request was handled, in order (PCIe codes, upper case). */
+  readonly responses: readonly ('SUCCESS' | 'INVALID' | 'FAILURE')[];
+  /** The group handed to the user, when this request completed a user-managed group. */
+  readonly delivered?: FaultEvent;
+  /** Why the request could not be realised (the device or its route is beyond what the driver models). */
+  readonly unknown?: string;
 }
 
 const areaId = (a: Area): string => `${a.iova}:${a.last}:${a.buf}:${a.off}:${a.prot}`;
@@ -142,6 +171,20 @@ export class ReferenceDriver {
   private readonly cpuMaps = new Map<number, number>();
   /** Test-only introspection: every invalidation issued, in order. */
   readonly issued: VtdInv[] = [];
+  /** Page requests of groups whose last request has not arrived, by `sid:pasid:group`. */
+  private readonly partialGroups = new Map<string, PageRequestRecord[]>();
+  /** Page groups handed to the user and not read yet, in arrival order (all queues). */
+  private faultQueue: FaultEvent[] = [];
+  /** Page groups read by the user and awaiting its response, by `queue:cookie`. */
+  private readonly awaiting = new Map<string, FaultEvent>();
+  /** iommufd: the FAULT object each fault-capable HWPT reports to. */
+  private readonly faultOf = new Map<number, number>();
+  /** The records the last fault read delivered, as the driver composed them (for the refinement check). */
+  lastDelivered: FaultRecord[] = [];
+  /** The page group responses the last uAPI fault response sent: the group, the code, whether the device had it. */
+  lastResponses: { event: FaultEvent; code: ResponseCode; matched: boolean }[] = [];
+  /** Page groups the last step answered INVALID because their attachment ended (FAULT-023). */
+  lastAutoAnswered = 0;
 
   constructor(
     readonly platform: Platform,
@@ -230,12 +273,17 @@ export class ReferenceDriver {
    * `view` after it.
    */
   step(cmd: Resolved<Command>, outcome: Outcome, view: ModelView): void {
+    if (this.profile === 'iommufd')
+      this.platform.devices.forEach((_, i) => this.viewDevId.set(i, view.device(i).devId));
     this.noteCommand(cmd, outcome);
     this.sync(view);
   }
 
   /** What the view does not show: schemes, nested HWPT data, CPU translations. */
   private noteCommand(cmd: Resolved<Command>, outcome: Outcome): void {
+    this.lastDelivered = [];
+    this.lastResponses = [];
+    this.lastAutoAnswered = 0;
     if (!outcome.ok) return;
     const c = cmd as { op: string } & Record<string, unknown>;
     switch (c.op) {
@@ -244,6 +292,26 @@ export class ReferenceDriver {
         const id = outcome.out?.out_hwpt_id ?? outcome.out?.id;
         if (data !== undefined && typeof id === 'number')
           this.nestedData.set(id, { fsptptr: data.pgtbl_addr, fspm: data.addr_width > 48 ? FSPM.L5 : FSPM.L4 });
+        if (typeof id === 'number' && typeof c.fault_id === 'number') this.faultOf.set(id, c.fault_id);
+        break;
+      }
+      case 'IOASID_FAULT_READ':
+      case 'IOMMU_FAULT_READ':
+        this.deliver(c.op === 'IOASID_FAULT_READ' ? 0 : (c.fault_id as number), outcome);
+        break;
+      case 'IOASID_FAULT_RESPOND': {
+        const sent = (outcome.out?.response as string | undefined)?.toLowerCase() as ResponseCode | undefined;
+        this.respondCookies(0, [{ cookie: c.cookie as number, code: sent ?? 'invalid' }]);
+        break;
+      }
+      case 'IOMMU_FAULT_RESPOND': {
+        const more = (c.more as readonly { cookie: number; code: number }[] | undefined) ?? [];
+        const all = [{ cookie: c.cookie as number, code: c.code as number }, ...more];
+        const n = Number(outcome.out?.bytes ?? 0) / 8;
+        this.respondCookies(
+          c.fault_id as number,
+          all.slice(0, n).map((r) => ({ cookie: r.cookie, code: r.code === 0 ? 'success' : 'invalid' })),
+        );
         break;
       }
       case 'IOASID_BIND_PGTABLE':
@@ -344,6 +412,7 @@ export class ReferenceDriver {
       physical: boolean;
     }[] = [];
     const mdevRidNow = new Set<number>();
+    const mdevRidAdds: { dev: number; sid: number; t: NonNullable<ReturnType<ReferenceDriver['target']>> }[] = [];
     const add = (sid: number, pasid: number, user: string, t: NonNullable<ReturnType<ReferenceDriver['target']>>) => {
       if (t.nestedOf !== undefined) {
         const data = this.nestedData.get(t.nestedOf.hwpt);
@@ -377,9 +446,12 @@ export class ReferenceDriver {
       if (leafRid !== undefined) {
         const t = this.target(view, leafRid, objects);
         if (t !== undefined) {
-          if (!physical) mdevRidNow.add(i);
-          const pasid = physical ? RID_PASID : this.mdevRidPasid(i, sid);
-          add(sid, pasid, `${i}:rid`, t);
+          if (physical) add(sid, RID_PASID, `${i}:rid`, t);
+          else {
+            // After the kernel-allocated PASIDs, which the user can name and so take precedence (below).
+            mdevRidNow.add(i);
+            mdevRidAdds.push({ dev: i, sid, t });
+          }
         }
       }
       for (const a of att) {
@@ -397,7 +469,7 @@ export class ReferenceDriver {
     const rfc = this.profile === 'rfc' ? view.rfc() : undefined;
     const held = new Set(pasidNeeds.map((n) => n.key));
     for (const c of rfc?.cpu ?? []) {
-      const k = this.cpuKey(rfc!.mode === 'global', c.pasid, c.ioasid);
+      const k = this.cpuKeyFor(rfc!.mode === 'global', c.pasid, c.ioasid);
       if (k !== undefined) held.add(k);
     }
     for (const k of [...this.kpasids.keys()]) if (!held.has(k)) this.kpasids.delete(k);
@@ -410,6 +482,14 @@ export class ReferenceDriver {
       add(n.sid, real, `${n.dev}:${n.user}`, n.t);
     }
     for (const [dev] of this.mdevRid) if (!mdevRidNow.has(dev)) this.mdevRid.delete(dev);
+    // A mediated device's RID attachment uses a real PASID of its parent's RID that nothing else uses; one that a
+    // kernel-allocated PASID now needs (a global range set later) moves.
+    const taken = new Set([...this.kpasids.values()].map((k) => k.real));
+    for (const m of mdevRidAdds) {
+      const have = this.mdevRid.get(m.dev);
+      if (have !== undefined && (taken.has(have) || routes.has(`${m.sid}:${have}`))) this.mdevRid.delete(m.dev);
+      add(m.sid, this.mdevRidPasid(m.dev, m.sid, taken, routes), `${m.dev}:rid`, m.t);
+    }
     return { routes, domains };
   }
 
@@ -423,6 +503,21 @@ export class ReferenceDriver {
   }
 
   /** The kernel-allocated PASID a CPU translation of `user` on `ioasid` uses (KVM_MAP_PASID), if any. */
+  /**
+   * The kernel PASID a CPU translation (KVM_MAP_PASID of `user` to `ioasid`) holds: the one it named when it was
+   * made, which a later change of the PASID scheme does not move (the translation keeps its real PASID).
+   */
+  private cpuKeyFor(global: boolean, user: number, ioasid: number): string | undefined {
+    const id = `${user}:${ioasid}`;
+    const have = this.cpuKeyOf.get(id);
+    if (have !== undefined && this.kpasids.has(have)) return have;
+    const k = this.cpuKey(global, user, ioasid);
+    if (k === undefined) this.cpuKeyOf.delete(id);
+    else this.cpuKeyOf.set(id, k);
+    return k;
+  }
+  private readonly cpuKeyOf = new Map<string, string>();
+
   private cpuKey(global: boolean, user: number, ioasid: number): string | undefined {
     if (global) {
       if (this.kpasids.has(`L:${user}`)) return `L:${user}`;
@@ -452,10 +547,17 @@ export class ReferenceDriver {
   }
 
   /** The real PASID of a mediated device's RID attachment on its parent's RID, from the top of the space down. */
-  private mdevRidPasid(dev: number, sid: number): number {
+  private mdevRidPasid(
+    dev: number,
+    sid: number,
+    taken: ReadonlySet<number>,
+    planned: ReadonlyMap<string, Route>,
+  ): number {
     const have = this.mdevRid.get(dev);
     if (have !== undefined) return have;
     const used = new Set([...this.routes.values()].filter((r) => r.sid === sid).map((r) => r.pasid));
+    for (const r of planned.values()) if (r.sid === sid) used.add(r.pasid);
+    for (const v of taken) used.add(v);
     for (const v of this.mdevRid.values()) used.add(v);
     let p = 2 ** Math.min(20, this.platform.iommu.pasidBits || 20) - 1;
     while (p > 0 && used.has(p)) p--;
@@ -470,8 +572,10 @@ export class ReferenceDriver {
     const rfc = view.rfc();
     const global = rfc.mode === 'global';
     const want = new Map<number, number>();
+    for (const id of [...this.cpuKeyOf.keys()])
+      if (!rfc.cpu.some((c) => `${c.pasid}:${c.ioasid}` === id)) this.cpuKeyOf.delete(id);
     for (const c of rfc.cpu) {
-      const k = this.cpuKey(global, c.pasid, c.ioasid);
+      const k = this.cpuKeyFor(global, c.pasid, c.ioasid);
       const v = k === undefined ? undefined : this.kpasids.get(k)?.real;
       if (v !== undefined) want.set(c.pasid, v);
     }
@@ -503,6 +607,9 @@ export class ReferenceDriver {
     for (const [k, r] of this.routes) {
       const w = want.routes.get(k);
       if (w !== undefined && w.domain === r.domain && sameNested(w, r)) continue;
+      // The attachment ended (or moved to another table): its pending groups are answered (FAULT-023); a rebound
+      // user table keeps the attachment and its groups.
+      if (w === undefined || w.domain !== r.domain) this.answerRoute(k);
       this.teardownRoute(r);
       this.routes.delete(k);
       this.routeUser.delete(k);
@@ -744,62 +851,237 @@ export class ReferenceDriver {
   // ENQCMD and page requests
 
   /**
-   * Reads the page request queue and turns each record into a uAPI fault event (HW-028). Requests on second-stage
-   * (kernel-managed) address spaces are answered in the kernel — Success when the page is mapped with the access,
-   * Invalid Request otherwise — and produce no event; the others are returned for the user to answer with
-   * {@link ReferenceDriver.respond}.
+   * A device's page request (DEVICE_PAGE_REQUEST): the driver makes device `dev` send it to the IOMMU (HW-028), then
+   * services the page request queue as the kernel's handler does, and reports what the device received and what was
+   * handed to the user. `perm` is `IOMMU_PGFAULT_PERM_*`.
+   */
+  pageRequest(
+    view: ModelView,
+    dev: number,
+    r: {
+      readonly addr: bigint;
+      readonly perm: number;
+      readonly grpid: number;
+      readonly last: boolean;
+      readonly pasid?: number;
+    },
+  ): PageRequestHandling {
+    const d = this.platform.devices[dev];
+    if (d === undefined || d.kind !== 'physical' || !d.pri) return { responses: [], unknown: 'not a PRI function' };
+    // PRI needs ATS (the context entry enables page requests only with the device TLB, PRE with DTE).
+    if (!d.ats) return { responses: [], unknown: 'a PRI function without ATS' };
+    const device = this.machine.devices.get(d.rid);
+    // A Response Failure disabled the function's PRI until reset (HW-030), which the uAPI state does not show.
+    if (device?.priEnabled === false) return { responses: [], unknown: 'PRI disabled by an earlier Response Failure' };
+    // A function never reuses a PRG index that is still outstanding (pcie §10.4.1); the uAPI model's harness may.
+    if (this.pendingEvents().some((e) => e.sid === d.rid && e.pasid === r.pasid && e.group === r.grpid))
+      return { responses: [], unknown: `PRG index ${r.grpid} reused while its group is outstanding` };
+    const before = device?.responses.length ?? 0;
+    this.machine.pageRequest({
+      sid: d.rid,
+      addr: r.addr,
+      read: (r.perm & 1) !== 0,
+      write: (r.perm & 2) !== 0,
+      exec: (r.perm & 4) !== 0,
+      priv: (r.perm & 8) !== 0,
+      group: r.grpid,
+      last: r.last,
+      ...(r.pasid === undefined ? {} : { pasid: r.pasid }),
+    });
+    const delivered = this.servicePageRequests(view);
+    const responses = (device?.responses.slice(before) ?? []).map(
+      (x) => x.code.toUpperCase() as 'SUCCESS' | 'INVALID' | 'FAILURE',
+    );
+    return { responses, ...(delivered[0] === undefined ? {} : { delivered: delivered[0] }) };
+  }
+
+  /**
+   * Reads the page request queue and handles each record (HW-028): a group on a user-managed table (an rfc IOASID
+   * with a bound first-stage table, an iommufd nested HWPT with a FAULT) is queued for the user when its last request
+   * arrives (FAULT-003, FAULT-005); a group on a kernel-managed rfc IOASID is fixed in the kernel, SUCCESS when every
+   * request is mapped with its access and INVALID otherwise (FAULT-004); anything else is answered INVALID
+   * (FAULT-006). The rfc fd holds at most {@link RFC_FAULT_QUEUE_DEPTH} pending groups; beyond, SUCCESS (FAULT-014).
+   * Returns the groups handed to the user.
    */
   servicePageRequests(view: ModelView): FaultEvent[] {
     const { records } = this.machine.prqRead(true);
-    const events: FaultEvent[] = [];
+    const out: FaultEvent[] = [];
     for (const rec of records) {
-      const route = this.routes.get(`${rec.sid}:${rec.pasidPresent ? rec.pasid : RID_PASID}`);
-      const dev = this.devOf(rec);
-      if (route === undefined || dev === undefined) {
-        if (rec.last)
-          this.machine.pageResponse(rec.sid, rec.pasidPresent ? rec.pasid : undefined, rec.group, 'invalid');
+      const pasid = rec.pasidPresent ? rec.pasid : undefined;
+      const gkey = `${rec.sid}:${pasid ?? '-'}:${rec.group}`;
+      const group = [...(this.partialGroups.get(gkey) ?? []), rec];
+      if (!rec.last) {
+        this.partialGroups.set(gkey, group);
         continue;
       }
-      const dom = this.domains.get(route.domain)!;
+      this.partialGroups.delete(gkey);
+      const routeKey = `${rec.sid}:${pasid ?? RID_PASID}`;
+      const route = this.routes.get(routeKey);
+      const dev = route === undefined ? undefined : Number(route.user.split(':')[0]);
+      const answer = (code: ResponseCode) => void this.machine.pageResponse(rec.sid, pasid, rec.group, code);
+      const dom = route === undefined ? undefined : this.domains.get(route.domain);
+      if (route === undefined || dom === undefined || dev === undefined || this.profile === 'vfio-type1') {
+        answer('invalid'); // FAULT-006
+        continue;
+      }
+      const id = Number(route.domain.split(':')[1]);
+      const requests = group.map((q) => ({
+        addr: q.addr,
+        perm: (q.read ? 1 : 0) | (q.write ? 2 : 0) | (q.exec ? 4 : 0) | (q.priv ? 8 : 0),
+        last: q.last,
+      }));
+      if (this.profile === 'iommufd') {
+        const fault = this.faultOf.get(id);
+        const fmt = view.objects().find((o) => o.id === id)?.format;
+        // FAULT-005: a nested HWPT with a FAULT gets every group; PASID-tagged requests have no handler (FAULT-001).
+        if (dom.parent === undefined || fmt !== 'fault' || fault === undefined || pasid !== undefined) {
+          answer('invalid');
+          continue;
+        }
+        out.push(
+          this.enqueue({
+            dev,
+            sid: rec.sid,
+            ...(pasid === undefined ? {} : { pasid }),
+            group: rec.group,
+            queue: fault,
+            table: id,
+            route: routeKey,
+            requests,
+          }),
+        );
+        continue;
+      }
       if (dom.parent === undefined) {
-        const a = this.areasOf(view, dom.as).find((x) => x.iova <= rec.addr && rec.addr <= x.last);
-        const ok =
-          a !== undefined && (!rec.write || (a.prot & PROT.WRITE) !== 0) && (!rec.read || (a.prot & PROT.READ) !== 0);
-        if (rec.last)
-          this.machine.pageResponse(
-            rec.sid,
-            rec.pasidPresent ? rec.pasid : undefined,
-            rec.group,
-            ok ? 'success' : 'invalid',
-          );
+        // FAULT-004: a kernel-managed table is fixed in the kernel.
+        const areas = this.areasOf(view, dom.as);
+        const mapped = requests.every((q) => {
+          const a = areas.find((x) => x.iova <= q.addr && q.addr <= x.last);
+          const need = ((q.perm & 1) !== 0 ? PROT.READ : 0) | ((q.perm & 2) !== 0 ? PROT.WRITE : 0);
+          return a !== undefined && (a.prot & need) === need;
+        });
+        answer(mapped ? 'success' : 'invalid');
         continue;
       }
-      events.push({
-        dev,
-        ...(rec.pasidPresent ? { pasid: rec.pasid } : {}),
-        addr: rec.addr,
-        write: rec.write,
-        group: rec.group,
-        last: rec.last,
+      if (this.pendingUserGroups(0) >= RFC_FAULT_QUEUE_DEPTH) {
+        answer('success'); // FAULT-014: a full queue, the device retries later
+        continue;
+      }
+      out.push(
+        this.enqueue({
+          dev,
+          sid: rec.sid,
+          ...(pasid === undefined ? {} : { pasid }),
+          group: rec.group,
+          queue: 0,
+          table: id,
+          route: routeKey,
+          requests,
+        }),
+      );
+    }
+    return out;
+  }
+
+  private enqueue(e: FaultEvent): FaultEvent {
+    this.faultQueue.push(e);
+    return e;
+  }
+
+  /** The page groups handed to the user and not answered yet (queued or awaiting a response), all queues. */
+  pendingEvents(): FaultEvent[] {
+    return [...this.faultQueue, ...this.awaiting.values()];
+  }
+
+  /** Page groups of queue `queue` the user has not answered (queued or awaiting a response). */
+  pendingUserGroups(queue?: number): number {
+    let n = 0;
+    for (const e of this.faultQueue) if (queue === undefined || e.queue === queue) n++;
+    for (const e of this.awaiting.values()) if (queue === undefined || e.queue === queue) n++;
+    return n;
+  }
+
+  /**
+   * A fault read of `queue` that the uAPI answered with `outcome`: the driver delivers whole groups in arrival order,
+   * as many as the read returned records for, composing each record as the kernel does (rfc: IOASID, address,
+   * access; iommufd: struct iommu_hwpt_pgfault), and adopts the cookies the read reported (FAULT-007, FAULT-008).
+   */
+  private deliver(queue: number, outcome: Outcome): void {
+    const records = (outcome.out?.records ?? []) as readonly { cookie?: number }[];
+    let i = 0;
+    while (i < records.length) {
+      const k = this.faultQueue.findIndex((e) => e.queue === queue);
+      if (k < 0) break;
+      const e = this.faultQueue[k]!;
+      this.faultQueue.splice(k, 1);
+      const cookie = Number(records[i]?.cookie ?? 0);
+      this.awaiting.set(`${queue}:${cookie}`, e);
+      for (const q of e.requests) {
+        i++;
+        this.lastDelivered.push(
+          this.profile === 'rfc'
+            ? { ioasid: e.table, addr: q.addr, perm: q.perm }
+            : {
+                flags: (e.pasid !== undefined ? 1 : 0) | (q.last ? 2 : 0),
+                dev_id: this.viewDevId.get(e.dev) ?? 0,
+                pasid: e.pasid ?? 0,
+                grpid: e.group,
+                perm: q.perm,
+                addr: q.addr,
+                length: 0,
+              },
+        );
+      }
+    }
+  }
+
+  /** The user's responses: each completes its group on the device that raised it (FAULT-015, HW-030). */
+  private respondCookies(queue: number, responses: readonly { cookie: number; code: ResponseCode }[]): void {
+    for (const r of responses) {
+      const e = this.awaiting.get(`${queue}:${r.cookie}`);
+      if (e === undefined) continue;
+      this.awaiting.delete(`${queue}:${r.cookie}`);
+      this.lastResponses.push({
+        event: e,
+        code: r.code,
+        matched: this.machine.pageResponse(e.sid, e.pasid, e.group, r.code),
       });
     }
-    return events;
   }
 
-  /** Answers a fault event's group (the uAPI's fault response) with a page group response (HW-030). */
-  respond(e: FaultEvent, code: 'success' | 'invalid' | 'failure'): boolean {
-    const req = this.hwRequest(e.dev);
-    const sid = req?.sid ?? this.platform.devices[e.dev]?.rid ?? 0;
-    return this.machine.pageResponse(sid, e.pasid, e.group, code);
+  /** FAULT-023: ending a route answers INVALID every group raised through it, queued or awaiting a response. */
+  private answerRoute(route: string): void {
+    const mine = (e: FaultEvent) => e.route === route;
+    this.lastAutoAnswered += this.pendingEvents().filter(mine).length;
+    for (const e of this.faultQueue.filter(mine)) this.machine.pageResponse(e.sid, e.pasid, e.group, 'invalid');
+    this.faultQueue = this.faultQueue.filter((e) => !mine(e));
+    for (const [k, e] of [...this.awaiting])
+      if (mine(e)) {
+        this.machine.pageResponse(e.sid, e.pasid, e.group, 'invalid');
+        this.awaiting.delete(k);
+      }
   }
 
-  private devOf(rec: PageRequestRecord): number | undefined {
-    const u = this.routeUser.get(`${rec.sid}:${rec.pasidPresent ? rec.pasid : RID_PASID}`);
-    return u === undefined ? undefined : Number(u.split(':')[0]);
-  }
+  /** iommufd DEVICE IDs of the devices, as the view showed them at the last step (for fault records). */
+  private readonly viewDevId = new Map<number, number>();
 
   // ============================================================================================================
   // Test-only introspection
+
+  /**
+   * The user-managed first-stage tables the hardware walks now: the table (rfc IOASID or iommufd nested HWPT), its
+   * root (a parent IOVA), whether it is 5-level, and the parent's address space (for the refinement's nested probes).
+   */
+  userTables(): { id: number; root: bigint; fiveLevel: boolean; parentAs: number }[] {
+    const out: { id: number; root: bigint; fiveLevel: boolean; parentAs: number }[] = [];
+    for (const d of this.domains.values()) {
+      if (d.parent === undefined || !d.key.startsWith('nested:')) continue;
+      const id = Number(d.key.slice('nested:'.length));
+      const data = this.nestedData.get(id);
+      if (data !== undefined) out.push({ id, root: data.fsptptr, fiveLevel: data.fspm === FSPM.L5, parentAs: d.as });
+    }
+    return out;
+  }
 
   /** The DID of the domain realising `key` (`ioasid:N`, `hwpt:N`, `container`), if any. */
   didOf(key: string): number | undefined {

@@ -296,10 +296,16 @@ describe("REF-011 Hardware nesting composes the user's first-stage table with th
       r.out.map((s) => s.errno ?? 'ok'),
       ['ok', 'ok', 'ok', 'ok', 'ok', 'ok', 'ok'],
     );
-    userTable(r, 0x81_0000n);
+    // The refinement wrote a guest table at the bound root (GVA 0x7000 → parent IOVA 0x80_0000, the parent's first
+    // mapping) and probed through it after the bind, without a violation.
+    assert.ok(r.out[6]!.clauses.includes('REF-011'), r.out[6]!.clauses.join());
+    assert.deepEqual(violations(r), []);
     const hw = r.ref.driver.machine.dma({ sid: 0x100, addr: 0x7008n, size: 8n, write: true });
     assert.ok(hw.ok);
-    assert.deepEqual(r.ref.driver.userOf(hw.hpa), { buf: 0, off: 0x81_0008n });
+    assert.deepEqual(r.ref.driver.userOf(hw.hpa), { buf: 0, off: 0x80_0008n });
+    // A GVA the table does not map faults in the first stage.
+    const hole = r.ref.driver.machine.dma({ sid: 0x100, addr: 0x8000n, size: 8n, write: false });
+    assert.ok(!hole.ok && hole.fault.stage === 'first');
   });
   it('REF-012 After the parent of a nesting is unmapped, nested DMA that needs the removed range faults', () => {
     const r = refine('rfc', steps);
