@@ -681,7 +681,7 @@ const attachPasid: TemplateDef = {
   variants: [
     { name: 'pasid-zero' },
     { name: 'pasid-too-big' },
-    { name: 'local-in-global-range', features: ['pasid-global'] },
+    { name: 'local-in-global-range', features: ['pasid-global'], weight: 2 },
     { name: 'pasid-in-use' },
     // PASID-015: the local PASID another device already uses for another IOASID (the global scheme's central case).
     { name: 'other-ioasid', weight: 4 },
