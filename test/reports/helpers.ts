@@ -105,43 +105,4 @@ export function xmlProblem(text: string): string | undefined {
   return roots === 1 ? undefined : `${roots} root elements`;
 }
 
-/** A JSON Schema node. */
-export type Schema = { [k: string]: unknown };
-
-/** A validator for the draft-07 subset the schema exporter emits. Returns the first error, or undefined. */
-export function validate(root: Schema, schema: Schema, v: unknown, path = '$'): string | undefined {
-  if (typeof schema.$ref === 'string') {
-    const def = (root.definitions as Record<string, Schema>)[schema.$ref.replace('#/definitions/', '')];
-    return def === undefined ? `${path}: dangling ${schema.$ref}` : validate(root, def, v, path);
-  }
-  for (const s of (schema.allOf as Schema[] | undefined) ?? []) {
-    const e = validate(root, s, v, path);
-    if (e) return e;
-  }
-  if (Array.isArray(schema.anyOf)) {
-    const errs = (schema.anyOf as Schema[]).map((s) => validate(root, s, v, path));
-    if (errs.every((e) => e !== undefined)) return `${path}: matches no alternative (${errs[0]})`;
-  }
-  if ('const' in schema && v !== schema.const) return `${path}: expected ${JSON.stringify(schema.const)}`;
-  if (Array.isArray(schema.enum) && !schema.enum.includes(v)) return `${path}: not one of ${schema.enum.join(', ')}`;
-  const type = schema.type as string | undefined;
-  const actual = v === null ? 'null' : Array.isArray(v) ? 'array' : typeof v;
-  if (type !== undefined && type !== actual) return `${path}: expected ${type}, got ${actual}`;
-  if (actual === 'array' && schema.items !== undefined)
-    for (const [i, x] of (v as unknown[]).entries()) {
-      const e = validate(root, schema.items as Schema, x, `${path}[${i}]`);
-      if (e) return e;
-    }
-  if (actual === 'object') {
-    const o = v as Record<string, unknown>;
-    for (const k of (schema.required as string[] | undefined) ?? []) if (!(k in o)) return `${path}: missing ${k}`;
-    const props = (schema.properties as Record<string, Schema> | undefined) ?? {};
-    for (const [k, x] of Object.entries(o)) {
-      const s = props[k] ?? (schema.additionalProperties as Schema | undefined);
-      if (s === undefined) continue;
-      const e = validate(root, s, x, `${path}.${k}`);
-      if (e) return e;
-    }
-  }
-  return undefined;
-}
+export { validate, type Schema } from '../schema-validate.ts';
