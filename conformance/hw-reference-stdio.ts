@@ -23,12 +23,12 @@ import { applyHwStep } from '../src/hw-reference/trace.ts';
 import { Machine } from '../src/hw-reference/machine.ts';
 import { HW_BUGS } from './adapters/hw-reference.ts';
 import { HW_PROTOCOL_VERSION, parseHwRequest, type HwCapabilities } from './hw-protocol.ts';
-import { LineSplitter, toWireJson } from './protocol.ts';
+import { serveStdio, type Misbehave } from './stdio-program.ts';
 
 /** Parsed command line of the program. */
 interface Options {
   bug?: string;
-  misbehave?: { kind: string; n: number };
+  misbehave?: Misbehave;
 }
 
 function parseOptions(argv: readonly string[]): Options {
@@ -59,62 +59,29 @@ export function serve(opts: Options): void {
     arch: 'vt-d',
     description: 'the VT-d scalable-mode hardware model of src/hw-reference, over the hardware protocol',
   };
-  const mis = opts.misbehave;
-  let runs = 0;
-  const send = (m: unknown) => process.stdout.write(`${toWireJson(m)}\n`);
-  const onLine = (line: string) => {
-    const parsed = parseHwRequest(line);
-    if (!parsed.ok)
-      return send({ type: 'error', ...(parsed.id === undefined ? {} : { id: parsed.id }), message: parsed.reason });
-    const msg = parsed.msg;
-    switch (msg.type) {
-      case 'hello':
-        if (msg.protocol !== HW_PROTOCOL_VERSION)
-          return send({
-            type: 'error',
-            message: `unsupported protocol ${msg.protocol}; this program speaks ${HW_PROTOCOL_VERSION}`,
-          });
-        return send({
-          type: 'capabilities',
-          protocol: mis?.kind === 'version' ? HW_PROTOCOL_VERSION + 1 : HW_PROTOCOL_VERSION,
-          capabilities: caps,
-        });
-      case 'bye':
-        process.exit(0);
-        return;
-      case 'run': {
-        runs++;
-        const nth = mis !== undefined && runs === mis.n;
-        if (nth && mis.kind === 'hang') return;
-        if (nth && mis.kind === 'garbage') return void process.stdout.write('this is not JSON\n');
-        // A fresh machine per request: nothing survives from an earlier trace.
-        const m = new Machine(msg.devices);
-        if (opts.bug !== undefined) HW_BUGS[opts.bug]!.inject(m);
-        const replies = [];
-        for (let index = 0; index < msg.steps.length; index++) {
-          const outcome = applyHwStep(m, msg.steps[index]!);
-          replies.push({ outcome });
-          if (nth && mis.kind === 'crash') {
-            send({ type: 'step', id: msg.id, index, outcome });
-            process.stderr.write('hw-reference-stdio: crashing as asked (--misbehave crash)\n');
-            process.exit(70);
-          }
+  serveStdio({
+    name: 'hw-reference-stdio',
+    protocol: HW_PROTOCOL_VERSION,
+    capabilities: caps,
+    misbehave: opts.misbehave,
+    parse: parseHwRequest,
+    run(msg, send, mis) {
+      // A fresh machine per request: nothing survives from an earlier trace.
+      const m = new Machine(msg.devices);
+      if (opts.bug !== undefined) HW_BUGS[opts.bug]!.inject(m);
+      const replies = [];
+      for (let index = 0; index < msg.steps.length; index++) {
+        const outcome = applyHwStep(m, msg.steps[index]!);
+        replies.push({ outcome });
+        if (mis === 'crash') {
+          send({ type: 'step', id: msg.id, index, outcome });
+          process.stderr.write('hw-reference-stdio: crashing as asked (--misbehave crash)\n');
+          process.exit(70);
         }
-        return send({
-          type: 'result',
-          id: msg.id,
-          replies: nth && mis.kind === 'short' ? replies.slice(0, -1) : replies,
-        });
       }
-    }
-  };
-  const splitter = new LineSplitter(onLine, () => {
-    process.stderr.write('hw-reference-stdio: request line too long\n');
-    process.exit(2);
+      send({ type: 'result', id: msg.id, replies: mis === 'short' ? replies.slice(0, -1) : replies });
+    },
   });
-  process.stdin.setEncoding('utf8');
-  process.stdin.on('data', (d: string) => splitter.push(d));
-  process.stdin.on('end', () => process.exit(0));
 }
 
 if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {

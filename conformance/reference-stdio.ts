@@ -21,7 +21,8 @@ import { isLeft } from 'fp-ts/lib/Either.js';
 import { PROFILES, type Profile } from '../src/reference/commands.ts';
 import { Platform } from '../src/reference/platform.ts';
 import { BUGS, executeTrace, referenceCapabilities } from './adapters/reference.ts';
-import { LineSplitter, PROTOCOL_VERSION, parseRequest, toWireJson } from './protocol.ts';
+import { PROTOCOL_VERSION, parseRequest } from './protocol.ts';
+import { serveStdio, type Misbehave } from './stdio-program.ts';
 
 /** Parsed command line of the program. */
 interface Options {
@@ -29,7 +30,7 @@ interface Options {
   features?: string[];
   platform?: Platform;
   bug?: string;
-  misbehave?: { kind: string; n: number };
+  misbehave?: Misbehave;
 }
 
 function parseOptions(argv: readonly string[]): Options {
@@ -71,66 +72,35 @@ function parseOptions(argv: readonly string[]): Options {
 export function serve(opts: Options): void {
   const caps = referenceCapabilities(opts);
   const bug = opts.bug === undefined ? undefined : BUGS[opts.bug];
-  const mis = opts.misbehave;
-  let runs = 0;
-  const send = (m: unknown) => process.stdout.write(`${toWireJson(m)}\n`);
-  const onLine = (line: string) => {
-    const parsed = parseRequest(line, caps.profile);
-    if (!parsed.ok)
-      return send({ type: 'error', ...(parsed.id === undefined ? {} : { id: parsed.id }), message: parsed.reason });
-    const msg = parsed.msg;
-    switch (msg.type) {
-      case 'hello':
-        if (msg.protocol !== PROTOCOL_VERSION)
-          return send({
-            type: 'error',
-            message: `unsupported protocol ${msg.protocol}; this program speaks ${PROTOCOL_VERSION}`,
-          });
-        return send({
-          type: 'capabilities',
-          protocol: mis?.kind === 'version' ? PROTOCOL_VERSION + 1 : PROTOCOL_VERSION,
-          capabilities: caps,
-        });
-      case 'bye':
-        process.exit(0);
-        return;
-      case 'run': {
-        runs++;
-        if (mis?.kind === 'stderr')
-          process.stderr.write(`reference-stdio: request ${msg.id}: ${msg.steps.length} steps\n`);
-        const nth = mis !== undefined && runs === mis.n;
-        if (nth && mis.kind === 'hang') return;
-        if (nth && mis.kind === 'garbage') return void process.stdout.write('this is not JSON\n');
-        const reply = executeTrace(caps, msg.steps, bug);
-        if (nth && mis.kind === 'crash') {
-          reply.replies
-            .slice(0, 1)
-            .forEach((r, index) => send({ type: 'step', id: msg.id, index, outcome: r.outcome }));
-          process.stderr.write('reference-stdio: crashing as asked (--misbehave crash)\n');
+  serveStdio({
+    name: 'reference-stdio',
+    protocol: PROTOCOL_VERSION,
+    capabilities: caps,
+    misbehave: opts.misbehave,
+    parse: (line) => parseRequest(line, caps.profile),
+    run(msg, send, mis) {
+      if (opts.misbehave?.kind === 'stderr')
+        process.stderr.write(`reference-stdio: request ${msg.id}: ${msg.steps.length} steps\n`);
+      const reply = executeTrace(caps, msg.steps, bug);
+      const sendSteps = (rs: typeof reply.replies) =>
+        rs.forEach((r, index) => send({ type: 'step', id: msg.id, index, outcome: r.outcome }));
+      if (mis === 'crash') {
+        sendSteps(reply.replies.slice(0, 1));
+        process.stderr.write('reference-stdio: crashing as asked (--misbehave crash)\n');
+        process.exit(70);
+      }
+      if (reply.error !== undefined) {
+        sendSteps(reply.replies);
+        if (reply.error.kind === 'crash' && bug !== undefined && reply.error.message.startsWith('injected')) {
+          process.stderr.write(`reference-stdio: ${reply.error.message}\n`);
           process.exit(70);
         }
-        if (reply.error !== undefined) {
-          if (reply.error.kind === 'crash' && bug !== undefined && reply.error.message.startsWith('injected')) {
-            reply.replies.forEach((r, index) => send({ type: 'step', id: msg.id, index, outcome: r.outcome }));
-            process.stderr.write(`reference-stdio: ${reply.error.message}\n`);
-            process.exit(70);
-          }
-          // The steps before the one it could not run, then the error: the runner knows which step it was.
-          reply.replies.forEach((r, index) => send({ type: 'step', id: msg.id, index, outcome: r.outcome }));
-          return send({ type: 'error', id: msg.id, message: reply.error.message });
-        }
-        const replies = nth && mis.kind === 'short' ? reply.replies.slice(0, -1) : reply.replies;
-        return send({ type: 'result', id: msg.id, replies });
+        // The steps before the one it could not run, then the error: the runner knows which step it was.
+        return send({ type: 'error', id: msg.id, message: reply.error.message });
       }
-    }
-  };
-  const splitter = new LineSplitter(onLine, () => {
-    process.stderr.write('reference-stdio: request line too long\n');
-    process.exit(2);
+      send({ type: 'result', id: msg.id, replies: mis === 'short' ? reply.replies.slice(0, -1) : reply.replies });
+    },
   });
-  process.stdin.setEncoding('utf8');
-  process.stdin.on('data', (d: string) => splitter.push(d));
-  process.stdin.on('end', () => process.exit(0));
 }
 
 if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
