@@ -23,7 +23,7 @@ const value: fc.Arbitrary<OutValue> = fc.letrec<{ v: OutValue }>((tie) => ({
   ),
 })).v;
 
-describe('MAP-021 MAP-024 output comparison: the fast path agrees with the reported difference', () => {
+describe('MAP-021 output comparison: the fast path agrees with the reported difference', () => {
   it('sameValue(model, impl) holds exactly when diffValue finds no difference', () => {
     fc.assert(
       fc.property(value, fc.option(value, { nil: undefined }), (model, impl) => {
