@@ -14,7 +14,8 @@
  * npm run mutation -- --score               # the score of the results kept (stale ones marked)
  * npm run mutation -- --file src/reference/map.ts,src/reference/ioas.ts   # run these files again
  * npm run mutation -- --list                # every mutated file: fresh, stale or not run
- * npm run mutation -- --survivors FILE      # surviving and uncovered mutants as a Markdown list (for triage)
+ * npm run mutation -- --survivors           # surviving and uncovered mutants as a Markdown list on stdout (triage)
+ * npm run mutation -- --survivors --file src/reference/abi.ts              # ... of these files only
  * ```
  *
  * The score is Stryker's: (killed + timed out) ÷ (killed + timed out + survived + not covered), over every mutant
@@ -239,7 +240,7 @@ export function main(argv: string[]): number {
       score: { type: 'boolean' },
       list: { type: 'boolean' },
       file: { type: 'string' },
-      survivors: { type: 'string' },
+      survivors: { type: 'boolean' },
       concurrency: { type: 'string', default: '2' },
     },
   });
@@ -249,9 +250,14 @@ export function main(argv: string[]): number {
       console.log(`${isFresh(f) ? 'fresh' : readResult(f) === undefined ? 'not run' : 'stale'}  ${f}`);
     return 0;
   }
-  if (values.survivors !== undefined) {
-    writeFileAtomic(values.survivors, survivors(all));
-    console.log(`mutation: survivors written to ${values.survivors}`);
+  if (values.survivors === true) {
+    const only = values.file === undefined ? all : values.file.split(',');
+    const unknown = only.filter((f) => !all.includes(f));
+    if (unknown.length > 0) {
+      console.error(`mutation: not a mutated file: ${unknown.join(', ')} (see --list)`);
+      return 2;
+    }
+    process.stdout.write(survivors(only));
     return 0;
   }
   if (values.score !== true) {
