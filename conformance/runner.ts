@@ -35,6 +35,7 @@ import { guardAdapter } from './adapters/watchdog.ts';
 import { UsageError } from './errors.ts';
 import { CapabilitiesCodec, checkCapabilities, toWireJson } from './protocol.ts';
 import { refinerFactory, type Refiner } from './refine.ts';
+import { bundledEntry } from './worker-bundle.ts';
 import type { Command, Outcome, OutValue, Profile } from '../src/reference/commands.ts';
 import { Model, isModelLimit } from '../src/reference/model.ts';
 import { decodeTrace, encodeTrace, type Trace } from '../src/reference/trace.ts';
@@ -1213,7 +1214,7 @@ export async function runConformance(opts: RunOptions): Promise<RunOutcome> {
     if (opts.jobs > 1 && indices.length > 1) {
       if (!isPortable(opts.adapter))
         throw new UsageError(`adapter "${opts.adapter}" exists only in this process; run it with --jobs 1`);
-      pool = new WorkerPool(Math.min(opts.jobs, indices.length), opts);
+      pool = new WorkerPool(Math.min(opts.jobs, indices.length), opts, await workerEntry());
       randomRecords = await pool.checkAll(indices, (done, failed) => progress(done, failedSoFar + failed));
     } else {
       randomRecords = [];
@@ -1295,10 +1296,13 @@ type FromWorker =
   | { type: 'fatal'; message: string };
 
 /**
- * The entry of a worker thread: an ES module (a data: URL) that registers tsx in the worker, then imports this
- * module, whose bottom lines start {@link workerMain}. (A worker does not inherit the TypeScript loader of its parent.)
+ * The entry of a worker thread: this module bundled into JavaScript (conformance/worker-bundle.ts), whose bottom
+ * lines start {@link workerMain}; or, when no bundle can be made, an ES module (a data: URL) that registers tsx in
+ * the worker and imports this module's source. (A worker does not inherit the TypeScript loader of its parent.)
  */
-function workerEntry(): URL {
+async function workerEntry(): Promise<URL> {
+  const bundle = await bundledEntry('conformance/runner.ts');
+  if (bundle !== undefined) return bundle;
   const code = `import { register } from ${JSON.stringify(tsxApiUrl())};\nregister();\nawait import(${JSON.stringify(import.meta.url)});\n`;
   return new URL(`data:text/javascript,${encodeURIComponent(code)}`);
 }
@@ -1323,11 +1327,11 @@ class WorkerPool {
   private readonly handlers = new Map<Worker, (m: FromWorker) => void>();
   private fatal: string | undefined;
 
-  constructor(n: number, opts: RunOptions) {
+  constructor(n: number, opts: RunOptions, entry: URL) {
     const { onProgress: _ignored, ...plain } = opts;
     const data: WorkerInit = { ioasidConformanceWorker: true, opts: plain };
     for (let i = 0; i < n; i++) {
-      const w = new Worker(workerEntry(), { workerData: data });
+      const w = new Worker(entry, { workerData: data });
       this.workers.push(w);
       this.ready.push(
         new Promise((resolve, reject) => {
